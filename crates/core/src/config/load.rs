@@ -1,0 +1,116 @@
+//! Reading pipeline files and directories into [`PipelineSpec`]s.
+
+use std::path::Path;
+
+use super::env::interpolate;
+use super::error::{ConfigError, ConfigErrors, SourceFile};
+use super::node::{Location, Node};
+use super::spec::{Parser, PipelineSpec};
+
+/// Where `${VAR}` values come from.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        // YAML 1.2 core booleans only: `NO`, `yes`, `on` stay strings (country codes, flags).
+        strict_booleans: true,
+    }
+}
+
+/// Parses one YAML text into a located tree (no interpolation).
+pub fn parse_yaml(file: &SourceFile) -> Result<Node, ConfigError> {
+    serde_saphyr::from_str_with_options::<Node>(&file.text, yaml_options()).map_err(|e| {
+        let location = e
+            .location()
+            .map(|l| Location {
+                line: u32::try_from(l.line()).unwrap_or(u32::MAX).max(1),
+                column: u32::try_from(l.column()).unwrap_or(u32::MAX).max(1),
+            })
+            .unwrap_or(Location { line: 1, column: 1 });
+        // serde-saphyr's message carries its own location and snippet; keep only the first line.
+        let full = e.to_string();
+        let first = full.lines().next().unwrap_or("invalid YAML").trim();
+        let message = first.strip_prefix("error: ").unwrap_or(first);
+        let message = strip_location_prefix(message);
+        file.error(location, "", format!("invalid YAML: {message}"))
+    })
+}
+
+fn strip_location_prefix(m: &str) -> &str {
+    // "line 3 column 3: illegal ..." → "illegal ..."
+    if m.starts_with("line ")
+        && let Some((_, rest)) = m.split_once(": ")
+    {
+        return rest;
+    }
+    m
+}
+
+/// Loads pipelines from YAML text, expanding `${VAR}` through `env`.
+pub fn load_str(name: &str, text: &str, env: EnvLookup<'_>) -> Result<Vec<PipelineSpec>, ConfigErrors> {
+    let file = SourceFile::new(name, text);
+    let mut root = parse_yaml(&file)?;
+    let mut missing = Vec::new();
+    interpolate(&mut root, "", env, &mut missing);
+    let mut errors: Vec<ConfigError> =
+        missing.into_iter().map(|m| file.error(m.node.location, m.path, m.message)).collect();
+    let mut parser = Parser { file: &file, errors: Vec::new() };
+    let pipelines = parser.file(&root);
+    errors.extend(parser.errors);
+    if errors.is_empty() { Ok(pipelines) } else { Err(ConfigErrors(errors)) }
+}
+
+/// Loads a file, or every `*.yaml` / `*.yml` file in a directory (sorted by name). Pipeline names
+/// must be unique across all files.
+pub fn load_path(path: &Path, env: EnvLookup<'_>) -> Result<Vec<PipelineSpec>, ConfigErrors> {
+    let io_err = |p: &Path, e: std::io::Error| {
+        ConfigErrors(vec![ConfigError {
+            file: p.display().to_string().into(),
+            location: Location { line: 1, column: 1 },
+            path: String::new(),
+            message: format!("cannot read: {e}"),
+            line_text: None,
+        }])
+    };
+    let files = if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| io_err(path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(io_err(path, std::io::Error::other("the directory has no .yaml or .yml files")));
+        }
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut all: Vec<PipelineSpec> = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| io_err(&f, e))?;
+        match load_str(&f.display().to_string(), &text, env) {
+            Ok(pipelines) => {
+                for p in pipelines {
+                    if let Some(first) = all.iter().find(|q| q.name == p.name) {
+                        errors.push(p.file.error(
+                            p.location,
+                            p.path.clone(),
+                            format!("pipeline `{}` is already defined in {}", p.name, first.file.name),
+                        ));
+                    } else {
+                        all.push(p);
+                    }
+                }
+            }
+            Err(ConfigErrors(e)) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() { Ok(all) } else { Err(ConfigErrors(errors)) }
+}

@@ -1,0 +1,19 @@
+//! Pipeline configuration: YAML with locations, `${VAR}` expansion, runner options, and typed
+//! plugin options with errors that name `file:line:column` and the YAML path.
+
+pub mod de;
+pub mod duration;
+pub mod env;
+pub mod error;
+pub mod load;
+pub mod node;
+pub mod spec;
+
+pub use de::{DeError, from_node};
+pub use duration::HumanDuration;
+pub use error::{ConfigError, ConfigErrors, SourceFile, did_you_mean};
+pub use load::{load_path, load_str, process_env};
+pub use node::{Location, Node, NodeKind};
+pub use spec::{
+    BatchOptions, ComponentSpec, ErrorBudget, OnError, PipelineSettings, PipelineSpec, RetryOptions, StageOptions,
+};

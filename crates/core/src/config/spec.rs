@@ -1,0 +1,432 @@
+//! The pipeline file's shape: pipelines, components, and the runner options taken off each
+//! component before the rest goes to the plugin's own config struct.
+
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::de::{DeError, child_index, child_key, from_node};
+use super::duration::HumanDuration;
+use super::error::{ConfigError, SourceFile, did_you_mean};
+use super::node::{Location, Node, NodeKind};
+use crate::registry::PluginKind;
+
+/// What to do with a record that failed at a stage after retries (or at once, for fatal errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Send it to the pipeline's `dlq` sink with error headers; done once the DLQ write succeeds.
+    Dlq,
+    /// Log, count and drop it (counts as done: the source moves past it).
+    Drop,
+    /// Stop the pipeline with an error; the record is not committed and is replayed on restart.
+    Stop,
+    /// Pass the record on unchanged (transforms only: enrichment that may fail softly).
+    Keep,
+}
+
+/// Batching towards a sink: a batch is written when any limit is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchOptions {
+    /// Most records in one write.
+    pub max_records: usize,
+    /// Most bytes (approximate, value + key + headers) in one write.
+    pub max_bytes: usize,
+    /// Longest a partial batch waits for more records before it is written.
+    pub max_wait: HumanDuration,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions { max_records: 500, max_bytes: 4 * 1024 * 1024, max_wait: HumanDuration::from_millis(100) }
+    }
+}
+
+/// Retries of retriable failures, with exponential backoff and full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryOptions {
+    /// Attempts in all, the first included; `-1` retries forever (the default: a sink that is
+    /// down stalls the pipeline by backpressure instead of losing or dead-lettering records).
+    pub max_attempts: i64,
+    /// Backoff before the first retry.
+    pub initial_backoff: HumanDuration,
+    /// Backoff never grows beyond this.
+    pub max_backoff: HumanDuration,
+}
+
+impl Default for RetryOptions {
+    fn default() -> Self {
+        RetryOptions {
+            max_attempts: -1,
+            initial_backoff: HumanDuration::from_millis(100),
+            max_backoff: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+/// Stop the pipeline when too many records fail.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBudget {
+    /// Largest share (0.0–1.0) of failed records tolerated within `window`.
+    pub max_failed_ratio: f64,
+    /// The sliding window the share is measured over.
+    #[serde(default = "default_budget_window")]
+    pub window: HumanDuration,
+    /// Records that must be seen in the window before the ratio is judged.
+    #[serde(default = "default_budget_min")]
+    pub min_records: u64,
+}
+
+fn default_budget_window() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn default_budget_min() -> u64 {
+    100
+}
+
+/// Runner options of one component.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageOptions {
+    /// Batching (sinks).
+    pub batch: BatchOptions,
+    /// Retries (transforms and sinks).
+    pub retry: RetryOptions,
+    /// Concurrent writes (sinks).
+    pub max_in_flight: usize,
+    /// Failure policy; `None` means the pipeline default (`dlq` with a DLQ, else `stop`).
+    pub on_error: Option<OnError>,
+}
+
+impl Default for StageOptions {
+    fn default() -> Self {
+        StageOptions { batch: BatchOptions::default(), retry: RetryOptions::default(), max_in_flight: 1, on_error: None }
+    }
+}
+
+/// One component as written: its plugin type, name, runner options and remaining plugin options.
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    /// Source, transform or sink.
+    pub kind: PluginKind,
+    /// The `type:`.
+    pub type_name: String,
+    /// The `name:`, or type plus index.
+    pub name: String,
+    /// YAML path of the component mapping.
+    pub path: String,
+    /// Location of the component mapping.
+    pub location: Location,
+    /// Location of the `type:` value.
+    pub type_location: Location,
+    /// The plugin's own options (a mapping without the runner keys).
+    pub config: Node,
+    /// Runner options.
+    pub options: StageOptions,
+    /// A sink's own transforms.
+    pub transforms: Vec<ComponentSpec>,
+}
+
+/// Pipeline-wide settings.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSettings {
+    /// Batches each internal channel holds; with the batch sizes this bounds memory.
+    pub buffer_batches: usize,
+    /// How long shutdown may take (flush, in-flight writes, acks) before work is abandoned.
+    pub shutdown_timeout: HumanDuration,
+    /// Run each sink's health check before starting.
+    pub healthcheck: bool,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings { buffer_batches: 8, shutdown_timeout: HumanDuration::from_secs(30), healthcheck: true }
+    }
+}
+
+/// One pipeline as written.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// Its name (the key under `pipelines:`).
+    pub name: Arc<str>,
+    /// Where it is defined.
+    pub file: SourceFile,
+    /// YAML path (`pipelines.<name>`).
+    pub path: String,
+    /// Location of its mapping.
+    pub location: Location,
+    /// The source.
+    pub source: ComponentSpec,
+    /// Transforms for every record, in order.
+    pub transforms: Vec<ComponentSpec>,
+    /// Sinks; every record goes to every sink.
+    pub sinks: Vec<ComponentSpec>,
+    /// Dead-letter sink.
+    pub dlq: Option<ComponentSpec>,
+    /// Stop past this failure share.
+    pub error_budget: Option<ErrorBudget>,
+    /// Settings.
+    pub settings: PipelineSettings,
+}
+
+impl PipelineSpec {
+    /// The effective failure policy of a stage.
+    pub fn on_error(&self, c: &ComponentSpec) -> OnError {
+        c.options.on_error.unwrap_or(if self.dlq.is_some() { OnError::Dlq } else { OnError::Stop })
+    }
+}
+
+const PIPELINE_KEYS: &[&str] = &["source", "transforms", "sinks", "dlq", "error_budget", "settings"];
+const SOURCE_RUNNER_KEYS: &[&str] = &["type", "name"];
+const TRANSFORM_RUNNER_KEYS: &[&str] = &["type", "name", "on_error", "retry"];
+const SINK_RUNNER_KEYS: &[&str] = &["type", "name", "transforms", "batch", "retry", "max_in_flight", "on_error"];
+const DLQ_RUNNER_KEYS: &[&str] = &["type", "name", "batch", "retry", "max_in_flight"];
+
+/// Keys the runner takes off a component of this kind (everything else goes to the plugin).
+pub fn runner_keys(kind: PluginKind, dlq: bool) -> &'static [&'static str] {
+    match (kind, dlq) {
+        (PluginKind::Source, _) => SOURCE_RUNNER_KEYS,
+        (PluginKind::Transform, _) => TRANSFORM_RUNNER_KEYS,
+        (PluginKind::Sink, false) => SINK_RUNNER_KEYS,
+        (PluginKind::Sink, true) => DLQ_RUNNER_KEYS,
+    }
+}
+
+pub(crate) struct Parser<'a> {
+    pub file: &'a SourceFile,
+    pub errors: Vec<ConfigError>,
+}
+
+impl Parser<'_> {
+    fn err(&mut self, node: &Node, path: &str, msg: impl Into<String>) {
+        self.errors.push(self.file.error(node.location, path, msg));
+    }
+
+    fn de_err(&mut self, e: DeError, fallback: &Node, path: &str) {
+        let loc = e.location.unwrap_or(fallback.location);
+        let p = e.path.unwrap_or_else(|| path.to_owned());
+        self.errors.push(self.file.error(loc, p, e.message));
+    }
+
+    fn typed<T: serde::de::DeserializeOwned>(&mut self, node: &Node, path: &str) -> Option<T> {
+        match from_node(node, path) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.de_err(e, node, path);
+                None
+            }
+        }
+    }
+
+    fn entries<'n>(&mut self, node: &'n Node, path: &str, what: &str) -> Option<&'n [(Node, Node)]> {
+        match &node.kind {
+            NodeKind::Map(e) => Some(e),
+            _ => {
+                self.err(node, path, format!("{what} must be a mapping, found {}", node.type_name()));
+                None
+            }
+        }
+    }
+
+    pub fn file(&mut self, root: &Node) -> Vec<PipelineSpec> {
+        let mut out = Vec::new();
+        let Some(entries) = self.entries(root, "", "a pipeline file") else { return out };
+        let mut pipelines = None;
+        for (k, v) in entries {
+            match k.as_str() {
+                Some("pipelines") => pipelines = Some(v),
+                other => {
+                    let key = other.map(str::to_owned).or_else(|| k.scalar_text()).unwrap_or_default();
+                    let hint = did_you_mean(&key, ["pipelines"]).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
+                    self.err(k, &key, format!("unknown top-level key `{key}`{hint} (a pipeline file has `pipelines:`)"));
+                }
+            }
+        }
+        let Some(pipelines) = pipelines else {
+            self.err(root, "", "no `pipelines:` in this file");
+            return out;
+        };
+        let Some(entries) = self.entries(pipelines, "pipelines", "`pipelines`") else { return out };
+        if entries.is_empty() {
+            self.err(pipelines, "pipelines", "`pipelines` is empty: define at least one pipeline");
+        }
+        for (k, v) in entries {
+            let Some(name) = k.scalar_text() else {
+                self.err(k, "pipelines", "a pipeline name must be text");
+                continue;
+            };
+            let path = child_key("pipelines", &name);
+            if let Some(p) = self.pipeline(&name, v, &path) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    fn pipeline(&mut self, name: &str, node: &Node, path: &str) -> Option<PipelineSpec> {
+        let entries = self.entries(node, path, "a pipeline")?;
+        let mut source = None;
+        let mut transforms = Vec::new();
+        let mut sinks = Vec::new();
+        let mut dlq = None;
+        let mut error_budget = None;
+        let mut settings = PipelineSettings::default();
+        let mut saw_sinks = false;
+        let mut ok = true;
+        for (k, v) in entries {
+            let key = k.scalar_text().unwrap_or_default();
+            let kpath = child_key(path, &key);
+            match key.as_str() {
+                "source" => source = self.component(v, &kpath, PluginKind::Source, 0, false),
+                "transforms" => transforms = self.components(v, &kpath, PluginKind::Transform),
+                "sinks" => {
+                    saw_sinks = true;
+                    sinks = self.components(v, &kpath, PluginKind::Sink);
+                }
+                "dlq" => dlq = self.component(v, &kpath, PluginKind::Sink, 0, true),
+                "error_budget" => error_budget = self.typed::<ErrorBudget>(v, &kpath),
+                "settings" => settings = self.typed(v, &kpath).unwrap_or_default(),
+                _ => {
+                    ok = false;
+                    let hint = did_you_mean(&key, PIPELINE_KEYS.iter().copied())
+                        .map(|s| format!(", did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    self.err(k, &kpath, format!("unknown pipeline key `{key}`{hint} (expected one of: {})", PIPELINE_KEYS.join(", ")));
+                }
+            }
+        }
+        if let Some(b) = &error_budget
+            && !(0.0..=1.0).contains(&b.max_failed_ratio)
+        {
+            let n = node.get("error_budget").map(|n| n.locate("max_failed_ratio")).unwrap_or(node);
+            self.err(n, &format!("{path}.error_budget.max_failed_ratio"), "must be between 0.0 and 1.0");
+        }
+        if node.get("source").is_none() {
+            self.err(node, path, "missing `source:`: every pipeline reads from one source");
+            ok = false;
+        }
+        if !saw_sinks {
+            self.err(node, path, "missing `sinks:`: every pipeline writes to at least one sink");
+            ok = false;
+        } else if sinks.is_empty() && node.get("sinks").is_some_and(|s| matches!(&s.kind, NodeKind::Seq(v) if v.is_empty())) {
+            self.err(node.get("sinks").expect("checked"), &child_key(path, "sinks"), "`sinks` is empty: add at least one sink");
+            ok = false;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &sinks {
+            if !seen.insert(s.name.clone()) {
+                self.err(&Node::new(s.location, NodeKind::Null), &s.path, format!("two sinks are named `{}`; names must be unique", s.name));
+            }
+        }
+        if settings.buffer_batches == 0 {
+            self.err(node.get("settings").unwrap_or(node), path, "settings.buffer_batches must be at least 1");
+        }
+        let source = source?;
+        if !ok {
+            return None;
+        }
+        Some(PipelineSpec {
+            name: Arc::from(name),
+            file: self.file.clone(),
+            path: path.to_owned(),
+            location: node.location,
+            source,
+            transforms,
+            sinks,
+            dlq,
+            error_budget,
+            settings,
+        })
+    }
+
+    fn components(&mut self, node: &Node, path: &str, kind: PluginKind) -> Vec<ComponentSpec> {
+        match &node.kind {
+            NodeKind::Seq(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.component(item, &child_index(path, i), kind, i, false))
+                .collect(),
+            NodeKind::Null => Vec::new(),
+            _ => {
+                self.err(node, path, format!("expected a list of {}s, found {}", kind.noun(), node.type_name()));
+                Vec::new()
+            }
+        }
+    }
+
+    fn component(&mut self, node: &Node, path: &str, kind: PluginKind, index: usize, dlq: bool) -> Option<ComponentSpec> {
+        let entries = self.entries(node, path, &format!("a {}", kind.noun()))?;
+        let allowed = runner_keys(kind, dlq);
+        let mut type_node = None;
+        let mut name = None;
+        let mut options = StageOptions::default();
+        let mut transforms = Vec::new();
+        let mut rest = Vec::new();
+        let before = self.errors.len();
+        for (k, v) in entries {
+            let key = k.scalar_text().unwrap_or_default();
+            let kpath = child_key(path, &key);
+            if !allowed.contains(&key.as_str()) {
+                if let Some(other) = [SINK_RUNNER_KEYS, TRANSFORM_RUNNER_KEYS].concat().into_iter().find(|r| *r == key) {
+                    self.err(k, &kpath, format!("`{other}` is not available on a {}{}", if dlq { "dlq " } else { "" }, kind.noun()));
+                    continue;
+                }
+                rest.push((k.clone(), v.clone()));
+                continue;
+            }
+            match key.as_str() {
+                "type" => type_node = Some(v),
+                "name" => name = self.typed::<String>(v, &kpath),
+                "transforms" => transforms = self.components(v, &kpath, PluginKind::Transform),
+                "batch" => options.batch = self.typed(v, &kpath).unwrap_or_default(),
+                "retry" => options.retry = self.typed(v, &kpath).unwrap_or_default(),
+                "max_in_flight" => {
+                    options.max_in_flight = self.typed(v, &kpath).unwrap_or(1);
+                    if options.max_in_flight == 0 {
+                        self.err(v, &kpath, "max_in_flight must be at least 1");
+                    }
+                }
+                "on_error" => options.on_error = self.typed(v, &kpath),
+                _ => unreachable!("allowed keys are handled"),
+            }
+        }
+        if options.batch.max_records == 0 {
+            self.err(node, &child_key(path, "batch"), "batch.max_records must be at least 1");
+        }
+        if options.retry.max_attempts == 0 || options.retry.max_attempts < -1 {
+            self.err(node, &child_key(path, "retry"), "retry.max_attempts must be -1 (forever) or at least 1");
+        }
+        if kind == PluginKind::Transform && options.on_error == Some(OnError::Keep) {
+            // fine: transforms may keep
+        } else if options.on_error == Some(OnError::Keep) {
+            self.err(node, &child_key(path, "on_error"), "`on_error: keep` is only for transforms; sinks use dlq, drop or stop");
+        }
+        let Some(type_node) = type_node else {
+            self.err(node, path, format!("missing `type:`: which {} plugin is this? (`weir plugins` lists them)", kind.noun()));
+            return None;
+        };
+        let Some(type_name) = type_node.as_str().map(str::to_owned) else {
+            self.err(type_node, &child_key(path, "type"), format!("`type` must be text, found {}", type_node.type_name()));
+            return None;
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        let name = name.unwrap_or_else(|| if kind == PluginKind::Source || dlq { type_name.clone() } else { format!("{type_name}-{index}") });
+        Some(ComponentSpec {
+            kind,
+            type_name,
+            name,
+            path: path.to_owned(),
+            location: node.location,
+            type_location: type_node.location,
+            config: Node::new(node.location, NodeKind::Map(rest)),
+            options,
+            transforms,
+        })
+    }
+}

@@ -1,0 +1,28 @@
+//! Weir core: records, acknowledgements, offset tracking, plugin traits, the plugin registry,
+//! pipeline configuration, the record view that filters and templates share, and test helpers
+//! for plugin authors.
+#![warn(missing_docs)]
+
+pub mod ack;
+pub mod config;
+pub mod event;
+pub mod offsets;
+pub mod path;
+pub mod plugin;
+pub mod record;
+pub mod registry;
+pub mod template;
+pub mod testing;
+
+pub use ack::{Ack, AckReceiver, AckStatus, Acker, BatchAck};
+pub use config::{ConfigError, ConfigErrors, HumanDuration, OnError, PipelineSpec};
+pub use offsets::{OffsetTracker, PartitionOffsets};
+pub use plugin::{
+    Closed, ComponentId, Flow, RecordOutcome, Sink, SinkError, Source, SourceContext, SourceError, Transform,
+    TransformError,
+};
+pub use record::{Batch, Header, Meta, Origin, Record, Value};
+pub use registry::{BuildContext, BuildError, PluginConfig, PluginKind, Registry};
+
+#[doc(hidden)]
+pub use inventory;

@@ -1,0 +1,217 @@
+//! The three plugin traits (sources, transforms, sinks) and the context a source runs in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::ack::{AckReceiver, Acker};
+use crate::record::{Batch, Record};
+
+/// Identifies a running component in logs, metrics and dead-letter headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentId {
+    /// Pipeline name.
+    pub pipeline: Arc<str>,
+    /// Component name (the `name:` key, or `type` plus index).
+    pub component: Arc<str>,
+}
+
+/// A source failed and the pipeline must stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// Reading failed (I/O, connection); the message says what and where.
+    #[error("source read failed: {0}")]
+    Read(String),
+    /// The pipeline stopped accepting records while the source still had some.
+    #[error("pipeline closed while the source was still sending")]
+    Closed,
+    /// Anything else, with an explanation.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Everything a running source needs: where to send batches, its acks, and the shutdown signal.
+pub struct SourceContext {
+    /// Cancelled when the pipeline is asked to stop; stop reading, keep the ack loop running.
+    pub shutdown: CancellationToken,
+    /// Who this is.
+    pub id: ComponentId,
+    out: mpsc::Sender<Batch>,
+    acker: Arc<Acker>,
+    acks: Option<AckReceiver>,
+}
+
+/// The pipeline no longer accepts batches (it is shutting down or failed).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("pipeline closed")]
+pub struct Closed;
+
+impl SourceContext {
+    /// Builds a context; the runner does this, tests and embedders may too.
+    pub fn new(id: ComponentId, out: mpsc::Sender<Batch>, shutdown: CancellationToken) -> (Self, Arc<Acker>) {
+        let (acker, acks) = Acker::new();
+        (SourceContext { shutdown, id, out, acker: acker.clone(), acks: Some(acks) }, acker)
+    }
+
+    /// Attaches acks to the records and sends them downstream as one batch, waiting while the
+    /// pipeline is full (backpressure). Returns the batch token reported later by the ack receiver.
+    pub async fn send(&self, mut records: Vec<Record>) -> Result<u64, Closed> {
+        let token = self.acker.attach(&mut records);
+        self.out.send(Batch::new(records)).await.map_err(|_| Closed)?;
+        Ok(token)
+    }
+
+    /// Like [`SourceContext::send`] but gives up after `timeout` (the records are dropped and their
+    /// batch reports errored), for sources that must keep polling while the pipeline is full.
+    pub async fn send_timeout(&self, mut records: Vec<Record>, timeout: Duration) -> Result<Option<u64>, Closed> {
+        let permit = match tokio::time::timeout(timeout, self.out.reserve()).await {
+            Err(_) => return Ok(None),
+            Ok(Err(_)) => return Err(Closed),
+            Ok(Ok(p)) => p,
+        };
+        let token = self.acker.attach(&mut records);
+        permit.send(Batch::new(records));
+        Ok(Some(token))
+    }
+
+    /// True when the next [`SourceContext::send`] would not wait.
+    pub fn has_capacity(&self) -> bool {
+        self.out.capacity() > 0
+    }
+
+    /// Takes the receiver of batch completions; a source that commits positions owns this loop.
+    /// Finite sources that need no positions may ignore it.
+    pub fn take_acks(&mut self) -> Option<AckReceiver> {
+        self.acks.take()
+    }
+}
+
+/// A source of records: reads until its input ends or `cx.shutdown` is cancelled.
+///
+/// Sources never retry or sleep for the engine's sake: they read, send, and (if they have
+/// positions) commit what their ack receiver reports done.
+#[async_trait]
+pub trait Source: Send {
+    /// Runs the source to completion. Return `Ok` at the end of a finite input or after shutdown.
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError>;
+}
+
+/// How a transform failed, which decides what the runner does with the record.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransformError {
+    /// Worth retrying (a remote service was unavailable); the runner backs off and retries.
+    #[error("{0}")]
+    Retriable(String),
+    /// Retrying will not help (bad payload, failed evaluation); the record goes to `on_error`.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl TransformError {
+    /// True for [`TransformError::Retriable`].
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, TransformError::Retriable(_))
+    }
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            TransformError::Retriable(m) | TransformError::Fatal(m) => m,
+        }
+    }
+}
+
+impl From<crate::record::DecodeError> for TransformError {
+    fn from(e: crate::record::DecodeError) -> Self {
+        TransformError::Fatal(e.to_string())
+    }
+}
+
+/// What a transform did with a record.
+#[derive(Debug)]
+pub enum Flow {
+    /// Keep the (possibly modified) record.
+    Keep,
+    /// Drop it: filtered out, which counts as done.
+    Drop,
+    /// Replace it with these records (build them with [`Record::derive`] so they share the ack).
+    Split(Vec<Record>),
+}
+
+/// A transform: reshapes, filters or enriches records. Compiled once at start-up; `apply` runs for
+/// every record and must not block.
+#[async_trait]
+pub trait Transform: Send + Sync {
+    /// Processes one record in place.
+    fn apply(&self, record: &mut Record) -> Result<Flow, TransformError>;
+
+    /// True when the transform wants whole batches through [`Transform::apply_batch`] (remote calls).
+    fn is_batched(&self) -> bool {
+        false
+    }
+
+    /// Processes a batch; one outcome per record, in order. The default calls `apply` per record.
+    async fn apply_batch(&self, records: &mut [Record]) -> Vec<Result<Flow, TransformError>> {
+        records.iter_mut().map(|r| self.apply(r)).collect()
+    }
+}
+
+/// The outcome of one record within a partially failed sink write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Durably written.
+    Delivered,
+    /// Not written; worth retrying.
+    Retriable(String),
+    /// Not written; retrying will not help.
+    Fatal(String),
+}
+
+/// How a sink write failed. Plugins classify; the runner decides about retries and dead letters.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// Nothing (durably) written; retry the whole batch, no sooner than `retry_after` if given.
+    #[error("{message}")]
+    Retriable {
+        /// What failed.
+        message: String,
+        /// A server-requested delay (HTTP `Retry-After`).
+        retry_after: Option<Duration>,
+    },
+    /// Nothing written and retrying will not help; every record goes to `on_error`.
+    #[error("{0}")]
+    Fatal(String),
+    /// Per-record outcomes, one per record in the batch, in order.
+    #[error("{} of {} records failed", .0.iter().filter(|o| **o != RecordOutcome::Delivered).count(), .0.len())]
+    Partial(Vec<RecordOutcome>),
+}
+
+impl SinkError {
+    /// A retriable error without a requested delay.
+    pub fn retriable(message: impl Into<String>) -> Self {
+        SinkError::Retriable { message: message.into(), retry_after: None }
+    }
+}
+
+/// A sink: durably writes batches. `write` may be called concurrently (up to `max_in_flight`).
+/// Return `Ok` only once the records are as durable as the target allows.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Writes a batch.
+    async fn write(&self, records: &[Record]) -> Result<(), SinkError>;
+
+    /// Checks the target is reachable; called at start-up when health checks are on.
+    async fn healthcheck(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Makes everything written so far durable (fsync, producer flush). Called at shutdown.
+    async fn flush(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}

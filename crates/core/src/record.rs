@@ -1,0 +1,298 @@
+//! The record that flows through a pipeline: key, lazily decoded value, headers, timestamp, metadata and ack.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value as Json;
+
+use crate::ack::Ack;
+
+/// Why a value could not be decoded as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("value is not valid JSON: {0}")]
+pub struct DecodeError(pub String);
+
+/// A record's value: the raw bytes as they arrived, decoded to JSON at most once and only when
+/// someone looks inside.
+///
+/// An unmodified value is written out as its original bytes; a modified one is serialized from JSON.
+/// The original bytes are kept even after a modification so that a dead-letter queue can receive
+/// the record exactly as the source produced it.
+#[derive(Debug, Clone, Default)]
+pub struct Value {
+    raw: Option<Bytes>,
+    json: Option<Arc<Json>>,
+    modified: bool,
+}
+
+impl Value {
+    /// A value from raw bytes (expected to hold JSON); nothing is parsed until asked.
+    pub fn from_bytes(raw: impl Into<Bytes>) -> Self {
+        Value { raw: Some(raw.into()), json: None, modified: false }
+    }
+
+    /// A value built from JSON; it has no original bytes and serializes on output.
+    pub fn from_json(json: Json) -> Self {
+        Value { raw: None, json: Some(Arc::new(json)), modified: true }
+    }
+
+    /// The bytes the source produced, if the value came from bytes.
+    pub fn original(&self) -> Option<&Bytes> {
+        self.raw.as_ref()
+    }
+
+    /// True when the value was built or changed as JSON and so is serialized on output.
+    pub fn is_modified(&self) -> bool {
+        self.modified
+    }
+
+    /// The decoded JSON if it has been decoded already.
+    pub fn parsed(&self) -> Option<&Json> {
+        self.json.as_deref()
+    }
+
+    /// Decodes the value (once) and returns it.
+    pub fn json(&mut self) -> Result<&Json, DecodeError> {
+        if self.json.is_none() {
+            let raw = self.raw.as_deref().unwrap_or(b"null");
+            let parsed: Json = serde_json::from_slice(raw).map_err(|e| DecodeError(e.to_string()))?;
+            self.json = Some(Arc::new(parsed));
+        }
+        Ok(self.json.as_deref().expect("decoded above"))
+    }
+
+    /// Decodes the value (once) and returns it for modification; the value is then serialized on output.
+    pub fn json_mut(&mut self) -> Result<&mut Json, DecodeError> {
+        self.json()?;
+        self.modified = true;
+        let arc = self.json.as_mut().expect("decoded above");
+        Ok(Arc::make_mut(arc))
+    }
+
+    /// Replaces the value with new JSON (the original bytes stay available for dead letters).
+    pub fn set_json(&mut self, json: Json) {
+        self.json = Some(Arc::new(json));
+        self.modified = true;
+    }
+
+    /// Replaces the value with new raw bytes that become the value's output, unparsed.
+    pub fn set_bytes(&mut self, raw: impl Into<Bytes>) {
+        self.raw = Some(raw.into());
+        self.json = None;
+        self.modified = false;
+    }
+
+    /// The decoded JSON without caching it: borrowed when already decoded.
+    pub fn decoded(&self) -> Result<Cow<'_, Json>, DecodeError> {
+        match (&self.json, &self.raw) {
+            (Some(j), _) => Ok(Cow::Borrowed(j)),
+            (None, Some(raw)) => serde_json::from_slice(raw).map(Cow::Owned).map_err(|e| DecodeError(e.to_string())),
+            (None, None) => Ok(Cow::Owned(Json::Null)),
+        }
+    }
+
+    /// The bytes to write out: the original bytes when unmodified, else the JSON serialization.
+    pub fn to_bytes(&self) -> Bytes {
+        match (&self.raw, &self.json, self.modified) {
+            (Some(raw), _, false) => raw.clone(),
+            (_, Some(json), _) => Bytes::from(serde_json::to_vec(&**json).expect("JSON values always serialize")),
+            (Some(raw), None, true) => raw.clone(),
+            (None, None, _) => Bytes::from_static(b"null"),
+        }
+    }
+
+    /// Appends the output bytes to `buf` without an intermediate allocation.
+    pub fn write_to(&self, buf: &mut Vec<u8>) {
+        match (&self.raw, &self.json, self.modified) {
+            (Some(raw), _, false) => buf.extend_from_slice(raw),
+            (_, Some(json), _) => serde_json::to_writer(&mut *buf, &**json).expect("JSON values always serialize"),
+            (Some(raw), None, true) => buf.extend_from_slice(raw),
+            (None, None, _) => buf.extend_from_slice(b"null"),
+        }
+    }
+
+    /// Length in bytes of the output form, computed without serializing when unmodified.
+    pub fn approx_size(&self) -> usize {
+        match (&self.raw, self.modified) {
+            (Some(raw), false) => raw.len(),
+            _ => self.raw.as_ref().map_or(64, |r| r.len()),
+        }
+    }
+}
+
+/// One record header. Kafka allows repeated names and null values; order is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Header name.
+    pub name: String,
+    /// Header value; `None` is a null header.
+    pub value: Option<Bytes>,
+}
+
+/// Where a record came from, when the source has positions (Kafka: topic, partition, offset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// Topic or stream name (shared, not copied per record).
+    pub topic: Arc<str>,
+    /// Partition number.
+    pub partition: i32,
+    /// Offset within the partition.
+    pub offset: i64,
+}
+
+/// Metadata that travels with a record but is not part of its payload.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    /// Source position, when the source has one.
+    pub origin: Option<Origin>,
+    /// Tenant the record belongs to, when known.
+    pub tenant: Option<Arc<str>>,
+}
+
+/// A record. Cloning is cheap (bytes and decoded JSON are shared) and clones share the ack, which
+/// is how fan-out works: the source hears "done" only when every clone is finished.
+#[derive(Debug, Clone, Default)]
+pub struct Record {
+    /// Key bytes, if any.
+    pub key: Option<Bytes>,
+    /// The value.
+    pub value: Value,
+    /// Headers in order.
+    pub headers: Vec<Header>,
+    /// Milliseconds since the Unix epoch, if known.
+    pub timestamp: Option<i64>,
+    /// Source position, tenant.
+    pub meta: Meta,
+    /// Completion handle; see [`Ack`].
+    pub ack: Ack,
+}
+
+impl Record {
+    /// A record with a raw (JSON) value and nothing else.
+    pub fn from_bytes(value: impl Into<Bytes>) -> Self {
+        Record { value: Value::from_bytes(value), ..Default::default() }
+    }
+
+    /// A record with a JSON value and nothing else.
+    pub fn from_json(value: Json) -> Self {
+        Record { value: Value::from_json(value), ..Default::default() }
+    }
+
+    /// A new record sharing this one's key, headers, timestamp, metadata and ack, with another value.
+    /// Transforms that split a record into several use this so the source waits for all of them.
+    pub fn derive(&self, value: Json) -> Record {
+        Record {
+            key: self.key.clone(),
+            value: Value::from_json(value),
+            headers: self.headers.clone(),
+            timestamp: self.timestamp,
+            meta: self.meta.clone(),
+            ack: self.ack.clone(),
+        }
+    }
+
+    /// The first header with this name, as bytes.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|h| h.name == name).and_then(|h| h.value.as_deref())
+    }
+
+    /// Sets a header, replacing every header of the same name.
+    pub fn set_header(&mut self, name: impl Into<String>, value: impl Into<Bytes>) {
+        let name = name.into();
+        self.headers.retain(|h| h.name != name);
+        self.headers.push(Header { name, value: Some(value.into()) });
+    }
+
+    /// The key as text (lossy UTF-8), as filters and templates see it.
+    pub fn key_str(&self) -> Option<Cow<'_, str>> {
+        self.key.as_deref().map(String::from_utf8_lossy)
+    }
+
+    /// Approximate size in bytes, for batching by bytes.
+    pub fn approx_size(&self) -> usize {
+        self.value.approx_size()
+            + self.key.as_ref().map_or(0, |k| k.len())
+            + self.headers.iter().map(|h| h.name.len() + h.value.as_ref().map_or(0, |v| v.len())).sum::<usize>()
+    }
+}
+
+/// A batch of records: the unit of channel traffic between pipeline stages.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    /// The records.
+    pub records: Vec<Record>,
+}
+
+impl Batch {
+    /// A batch from records.
+    pub fn new(records: Vec<Record>) -> Self {
+        Batch { records }
+    }
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn untouched_value_is_never_parsed_and_passes_through_byte_for_byte() {
+        // Deliberately odd spacing: a re-serialization would normalise it.
+        let raw = br#"{ "a" :1,"b":  [1,2] }"#;
+        let v = Value::from_bytes(&raw[..]);
+        assert!(v.parsed().is_none());
+        assert_eq!(&v.to_bytes()[..], &raw[..]);
+        let mut out = Vec::new();
+        v.write_to(&mut out);
+        assert_eq!(out, raw);
+    }
+
+    #[test]
+    fn reading_does_not_reserialize_but_modifying_does() {
+        let raw = br#"{ "a" :1 }"#;
+        let mut v = Value::from_bytes(&raw[..]);
+        assert_eq!(v.json().unwrap()["a"], 1);
+        assert_eq!(&v.to_bytes()[..], &raw[..], "a read must not change the output bytes");
+        v.json_mut().unwrap()["b"] = json!(2);
+        assert_eq!(serde_json::from_slice::<Json>(&v.to_bytes()).unwrap(), json!({"a":1,"b":2}));
+        assert_eq!(v.original().unwrap().as_ref(), raw, "original bytes survive a modification");
+    }
+
+    #[test]
+    fn invalid_json_is_a_decode_error_not_a_panic() {
+        let mut v = Value::from_bytes(&b"{nope"[..]);
+        let err = v.json().unwrap_err();
+        assert!(err.to_string().contains("not valid JSON"), "{err}");
+        // Still writes its bytes untouched.
+        assert_eq!(&v.to_bytes()[..], b"{nope");
+    }
+
+    #[test]
+    fn clones_share_decoded_json_until_one_is_modified() {
+        let mut a = Value::from_bytes(&br#"{"x":1}"#[..]);
+        a.json().unwrap();
+        let mut b = a.clone();
+        b.json_mut().unwrap()["x"] = json!(2);
+        assert_eq!(a.parsed().unwrap()["x"], 1);
+        assert_eq!(b.parsed().unwrap()["x"], 2);
+    }
+
+    #[test]
+    fn set_header_replaces_all_of_that_name() {
+        let mut r = Record::from_json(json!(1));
+        r.headers.push(Header { name: "a".into(), value: Some(Bytes::from_static(b"1")) });
+        r.headers.push(Header { name: "a".into(), value: Some(Bytes::from_static(b"2")) });
+        r.set_header("a", "3");
+        assert_eq!(r.headers.len(), 1);
+        assert_eq!(r.header("a"), Some(&b"3"[..]));
+    }
+}
