@@ -1,0 +1,406 @@
+//! EventBridge event patterns, compiled once and matched against JSON.
+//!
+//! Supported: exact strings, numbers, booleans and null, empty strings, value lists (OR), AND across
+//! fields, nested objects, arrays in the event (any element matches), `prefix`, `suffix`,
+//! `equals-ignore-case` (alone and inside `prefix`/`suffix`), `anything-but` (value, list, and the
+//! `prefix`/`suffix`/`equals-ignore-case`/`wildcard` forms), `exists`, `numeric` ranges,
+//! `wildcard`, `cidr` (IPv4 and IPv6) and `$or`.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde_json::{Map, Value as Json};
+
+/// A pattern that does not compile; `path` is relative to the pattern root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternError {
+    /// Where in the pattern (`value.amount[0]`).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+type R<T> = Result<T, PatternError>;
+
+fn err<T>(path: &str, message: impl Into<String>) -> R<T> {
+    Err(PatternError { path: path.to_owned(), message: message.into() })
+}
+
+/// A compiled object pattern: every field rule must match, and one alternative of every `$or`.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    fields: Vec<(String, Rule)>,
+    ors: Vec<Vec<Pattern>>,
+}
+
+#[derive(Debug, Clone)]
+enum Rule {
+    Nested(Pattern),
+    Leaf(Vec<Matcher>),
+}
+
+#[derive(Debug, Clone)]
+enum Matcher {
+    Exact(Json),
+    Prefix { text: String, ignore_case: bool },
+    Suffix { text: String, ignore_case: bool },
+    EqualsIgnoreCase(String),
+    AnythingBut(AnythingBut),
+    Numeric(Vec<(Op, f64)>),
+    Exists(bool),
+    Wildcard(Wildcard),
+    Cidr(IpNet),
+}
+
+#[derive(Debug, Clone)]
+enum AnythingBut {
+    Values(Vec<Json>),
+    Prefix(String),
+    Suffix(String),
+    EqualsIgnoreCase(Vec<String>),
+    Wildcard(Vec<Wildcard>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    Eq,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// A wildcard string: `*` matches any run of characters, `\*` a literal star, `\\` a backslash.
+#[derive(Debug, Clone)]
+struct Wildcard {
+    /// Literal pieces between stars.
+    pieces: Vec<String>,
+}
+
+impl Pattern {
+    /// Compiles a pattern object.
+    pub fn compile(json: &Json) -> R<Pattern> {
+        compile_object(json, "")
+    }
+
+    /// The top-level field names the pattern looks at (to know whether the value must be decoded).
+    pub fn top_fields(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|(k, _)| k.as_str()).chain(self.ors.iter().flatten().flat_map(|p| p.top_fields().collect::<Vec<_>>()))
+    }
+
+    /// Matches an object whose fields come from `lookup` (the event view at the top level).
+    pub fn matches_with<'a>(&self, lookup: &dyn Fn(&str) -> Option<Cow<'a, Json>>) -> bool {
+        self.fields.iter().all(|(k, rule)| rule.matches(lookup(k).as_deref()))
+            && self.ors.iter().all(|alts| alts.iter().any(|p| p.matches_with(lookup)))
+    }
+
+    /// Matches a JSON object.
+    pub fn matches(&self, json: &Json) -> bool {
+        let empty = Map::new();
+        let obj = json.as_object().unwrap_or(&empty);
+        self.matches_with(&|k| obj.get(k).map(Cow::Borrowed))
+    }
+}
+
+fn child(path: &str, key: &str) -> String {
+    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+}
+
+fn compile_object(json: &Json, path: &str) -> R<Pattern> {
+    let Json::Object(m) = json else {
+        return err(path, format!("a pattern is an object of fields, found {}", describe(json)));
+    };
+    let mut fields = Vec::new();
+    let mut ors = Vec::new();
+    for (k, v) in m {
+        let p = child(path, k);
+        if k == "$or" {
+            let Json::Array(alts) = v else { return err(&p, "`$or` takes a list of patterns") };
+            if alts.len() < 2 {
+                return err(&p, "`$or` needs at least two patterns");
+            }
+            ors.push(alts.iter().enumerate().map(|(i, a)| compile_object(a, &format!("{p}[{i}]"))).collect::<R<Vec<_>>>()?);
+            continue;
+        }
+        let rule = match v {
+            Json::Object(_) => Rule::Nested(compile_object(v, &p)?),
+            Json::Array(items) => {
+                if items.is_empty() {
+                    return err(&p, "an empty list matches nothing: list at least one value or matcher");
+                }
+                Rule::Leaf(items.iter().enumerate().map(|(i, it)| compile_matcher(it, &format!("{p}[{i}]"))).collect::<R<_>>()?)
+            }
+            other => {
+                return err(&p, format!("field values in a pattern are lists, e.g. [{other}], or nested objects; found {}", describe(other)));
+            }
+        };
+        fields.push((k.clone(), rule));
+    }
+    if fields.is_empty() && ors.is_empty() {
+        return err(path, "an empty pattern object matches nothing useful: name at least one field");
+    }
+    Ok(Pattern { fields, ors })
+}
+
+fn describe(j: &Json) -> &'static str {
+    match j {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "an object",
+    }
+}
+
+fn string_or_ic(v: &Json, path: &str, op: &str) -> R<(String, bool)> {
+    match v {
+        Json::String(s) => Ok((s.clone(), false)),
+        Json::Object(m) if m.len() == 1 => match m.get("equals-ignore-case") {
+            Some(Json::String(s)) => Ok((s.to_lowercase(), true)),
+            _ => err(path, format!("`{op}` takes a string or {{\"equals-ignore-case\": \"...\"}}")),
+        },
+        _ => err(path, format!("`{op}` takes a string or {{\"equals-ignore-case\": \"...\"}}")),
+    }
+}
+
+fn strings(v: &Json, path: &str, op: &str) -> R<Vec<String>> {
+    match v {
+        Json::String(s) => Ok(vec![s.clone()]),
+        Json::Array(a) if !a.is_empty() => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_owned).ok_or_else(|| PatternError { path: path.into(), message: format!("`{op}` lists only strings") }))
+            .collect(),
+        _ => err(path, format!("`{op}` takes a string or a non-empty list of strings")),
+    }
+}
+
+fn compile_matcher(item: &Json, path: &str) -> R<Matcher> {
+    let m = match item {
+        Json::Object(m) => m,
+        Json::Array(_) => return err(path, "a list inside a value list is not a matcher"),
+        scalar => return Ok(Matcher::Exact(scalar.clone())),
+    };
+    if m.len() != 1 {
+        return err(path, "a matcher object has exactly one operator, e.g. {\"prefix\": \"eu-\"}");
+    }
+    let (op, v) = m.iter().next().expect("one entry");
+    let p = child(path, op);
+    Ok(match op.as_str() {
+        "prefix" => {
+            let (text, ignore_case) = string_or_ic(v, &p, "prefix")?;
+            Matcher::Prefix { text, ignore_case }
+        }
+        "suffix" => {
+            let (text, ignore_case) = string_or_ic(v, &p, "suffix")?;
+            Matcher::Suffix { text, ignore_case }
+        }
+        "equals-ignore-case" => match v {
+            Json::String(s) => Matcher::EqualsIgnoreCase(s.to_lowercase()),
+            _ => return err(&p, "`equals-ignore-case` takes a string"),
+        },
+        "exists" => match v {
+            Json::Bool(b) => Matcher::Exists(*b),
+            _ => return err(&p, "`exists` takes true or false"),
+        },
+        "wildcard" => match v {
+            Json::String(s) => Matcher::Wildcard(Wildcard::compile(s, &p)?),
+            _ => return err(&p, "`wildcard` takes a string such as \"*.png\""),
+        },
+        "cidr" => match v {
+            Json::String(s) => Matcher::Cidr(parse_cidr(s).ok_or_else(|| PatternError {
+                path: p.clone(),
+                message: format!("{s:?} is not an IPv4 or IPv6 CIDR block such as \"10.0.0.0/24\""),
+            })?),
+            _ => return err(&p, "`cidr` takes a string such as \"10.0.0.0/24\""),
+        },
+        "numeric" => Matcher::Numeric(compile_numeric(v, &p)?),
+        "anything-but" => Matcher::AnythingBut(compile_anything_but(v, &p)?),
+        other => {
+            let known = ["prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists", "wildcard", "cidr"];
+            let hint = weir_core::config::did_you_mean(other, known).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
+            return err(path, format!("unknown matcher `{other}`{hint} (known: {})", known.join(", ")));
+        }
+    })
+}
+
+fn compile_anything_but(v: &Json, path: &str) -> R<AnythingBut> {
+    Ok(match v {
+        Json::String(_) | Json::Number(_) => AnythingBut::Values(vec![v.clone()]),
+        Json::Array(a) => {
+            if a.is_empty() {
+                return err(path, "`anything-but` needs at least one value");
+            }
+            let all_str = a.iter().all(Json::is_string);
+            let all_num = a.iter().all(Json::is_number);
+            if !all_str && !all_num {
+                return err(path, "`anything-but` lists only strings or only numbers");
+            }
+            AnythingBut::Values(a.clone())
+        }
+        Json::Object(m) if m.len() == 1 => {
+            let (op, inner) = m.iter().next().expect("one entry");
+            let p = child(path, op);
+            match op.as_str() {
+                "prefix" => AnythingBut::Prefix(inner.as_str().ok_or_else(|| PatternError { path: p.clone(), message: "`prefix` takes a string".into() })?.to_owned()),
+                "suffix" => AnythingBut::Suffix(inner.as_str().ok_or_else(|| PatternError { path: p.clone(), message: "`suffix` takes a string".into() })?.to_owned()),
+                "equals-ignore-case" => AnythingBut::EqualsIgnoreCase(strings(inner, &p, "equals-ignore-case")?.into_iter().map(|s| s.to_lowercase()).collect()),
+                "wildcard" => AnythingBut::Wildcard(strings(inner, &p, "wildcard")?.iter().map(|s| Wildcard::compile(s, &p)).collect::<R<_>>()?),
+                other => return err(&p, format!("`anything-but` cannot take `{other}` (it takes a value, a list, prefix, suffix, equals-ignore-case or wildcard)")),
+            }
+        }
+        _ => return err(path, "`anything-but` takes a string, a number, a list, or {prefix|suffix|equals-ignore-case|wildcard: ...}"),
+    })
+}
+
+fn compile_numeric(v: &Json, path: &str) -> R<Vec<(Op, f64)>> {
+    let Json::Array(a) = v else { return err(path, "`numeric` takes a list such as [\">\", 0, \"<=\", 5]") };
+    if a.is_empty() || a.len() % 2 != 0 || a.len() > 4 {
+        return err(path, "`numeric` takes one or two conditions: [\"<op>\", number] or [\">\", 0, \"<=\", 5]");
+    }
+    let mut out = Vec::new();
+    for pair in a.chunks(2) {
+        let op = match pair[0].as_str() {
+            Some("=") => Op::Eq,
+            Some("<") => Op::Lt,
+            Some("<=") => Op::Le,
+            Some(">") => Op::Gt,
+            Some(">=") => Op::Ge,
+            _ => return err(path, format!("`numeric` operator must be one of =, <, <=, >, >=; found {}", pair[0])),
+        };
+        let n = pair[1].as_f64().ok_or_else(|| PatternError { path: path.into(), message: format!("`numeric` needs a number after {:?}, found {}", pair[0], pair[1]) })?;
+        out.push((op, n));
+    }
+    if out.len() == 2 {
+        let lower = out.iter().filter(|(o, _)| matches!(o, Op::Gt | Op::Ge)).count();
+        let upper = out.iter().filter(|(o, _)| matches!(o, Op::Lt | Op::Le)).count();
+        if lower != 1 || upper != 1 {
+            return err(path, "a `numeric` range has one lower bound (> or >=) and one upper bound (< or <=)");
+        }
+    }
+    Ok(out)
+}
+
+fn parse_cidr(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+impl Wildcard {
+    fn compile(s: &str, path: &str) -> R<Wildcard> {
+        let mut pieces = vec![String::new()];
+        let mut chars = s.chars().peekable();
+        let mut last_star = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some(n @ ('*' | '\\')) => {
+                        pieces.last_mut().expect("non-empty").push(n);
+                        last_star = false;
+                    }
+                    _ => return err(path, format!("{s:?}: `\\` escapes only `*` or `\\`")),
+                },
+                '*' => {
+                    if last_star {
+                        return err(path, format!("{s:?}: consecutive `*` are not allowed"));
+                    }
+                    pieces.push(String::new());
+                    last_star = true;
+                }
+                c => {
+                    pieces.last_mut().expect("non-empty").push(c);
+                    last_star = false;
+                }
+            }
+        }
+        Ok(Wildcard { pieces })
+    }
+
+    fn matches(&self, s: &str) -> bool {
+        let n = self.pieces.len();
+        if n == 1 {
+            return s == self.pieces[0];
+        }
+        let (first, last) = (&self.pieces[0], &self.pieces[n - 1]);
+        if s.len() < first.len() + last.len() || !s.starts_with(first.as_str()) || !s.ends_with(last.as_str()) {
+            return false;
+        }
+        let mut rest = &s[first.len()..s.len() - last.len()];
+        for piece in &self.pieces[1..n - 1] {
+            match rest.find(piece.as_str()) {
+                Some(i) => rest = &rest[i + piece.len()..],
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+fn num_eq(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+impl Rule {
+    fn matches(&self, value: Option<&Json>) -> bool {
+        match self {
+            Rule::Nested(p) => match value {
+                Some(Json::Array(items)) => items.iter().any(|i| i.is_object() && p.matches(i)),
+                Some(v @ Json::Object(_)) => p.matches(v),
+                // Absent (or a leaf where an object was expected): only absence-tolerant rules match.
+                _ => p.matches(&Json::Object(Map::new())),
+            },
+            Rule::Leaf(matchers) => {
+                let leaves: Vec<&Json> = match value {
+                    None => Vec::new(),
+                    Some(Json::Array(items)) => items.iter().filter(|i| !i.is_object() && !i.is_array()).collect(),
+                    Some(Json::Object(_)) => Vec::new(),
+                    Some(v) => vec![v],
+                };
+                matchers.iter().any(|m| match m {
+                    Matcher::Exists(want) => *want == !leaves.is_empty(),
+                    m => leaves.iter().any(|v| m.matches(v)),
+                })
+            }
+        }
+    }
+}
+
+impl Matcher {
+    fn matches(&self, v: &Json) -> bool {
+        match self {
+            Matcher::Exact(want) => num_eq(want, v),
+            Matcher::Prefix { text, ignore_case } => v.as_str().is_some_and(|s| {
+                if *ignore_case { s.to_lowercase().starts_with(text.as_str()) } else { s.starts_with(text.as_str()) }
+            }),
+            Matcher::Suffix { text, ignore_case } => v.as_str().is_some_and(|s| {
+                if *ignore_case { s.to_lowercase().ends_with(text.as_str()) } else { s.ends_with(text.as_str()) }
+            }),
+            Matcher::EqualsIgnoreCase(want) => v.as_str().is_some_and(|s| s.to_lowercase() == *want),
+            Matcher::Wildcard(w) => v.as_str().is_some_and(|s| w.matches(s)),
+            Matcher::Cidr(net) => v.as_str().and_then(|s| s.parse::<IpAddr>().ok()).is_some_and(|ip| net.contains(&ip)),
+            Matcher::Numeric(conds) => v.as_f64().is_some_and(|x| {
+                conds.iter().all(|(op, n)| match op {
+                    Op::Eq => x == *n,
+                    Op::Lt => x < *n,
+                    Op::Le => x <= *n,
+                    Op::Gt => x > *n,
+                    Op::Ge => x >= *n,
+                })
+            }),
+            Matcher::Exists(_) => unreachable!("handled by Rule::matches"),
+            Matcher::AnythingBut(ab) => match ab {
+                AnythingBut::Values(vals) => (v.is_string() || v.is_number()) && !vals.iter().any(|x| num_eq(x, v)),
+                AnythingBut::Prefix(p) => v.as_str().is_some_and(|s| !s.starts_with(p.as_str())),
+                AnythingBut::Suffix(p) => v.as_str().is_some_and(|s| !s.ends_with(p.as_str())),
+                AnythingBut::EqualsIgnoreCase(vals) => v.as_str().is_some_and(|s| {
+                    let l = s.to_lowercase();
+                    !vals.contains(&l)
+                }),
+                AnythingBut::Wildcard(ws) => v.as_str().is_some_and(|s| !ws.iter().any(|w| w.matches(s))),
+            },
+        }
+    }
+}

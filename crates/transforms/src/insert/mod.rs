@@ -1,0 +1,157 @@
+//! `insert`: adds static or templated fields and headers (Kafka Connect InsertField/InsertHeader).
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value as Json;
+use weir_core::path::{self, FieldPath, Root, Segment};
+use weir_core::template::{Template, TemplateContext};
+use weir_core::{BuildContext, BuildError, Flow, PluginConfig, Record, Transform, TransformError};
+
+/// Adds fields to the value and headers to the record. String values may be Pipes templates
+/// (`"<$.topic>"`, `"<weir.event.ingestion-time>"`); other values are inserted as written.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InsertTransformConfig {
+    /// Value paths to set (`value.meta.source: weir`), created as needed.
+    #[serde(default)]
+    pub fields: IndexMap<String, Json>,
+    /// Headers to set; values are text templates.
+    #[serde(default)]
+    pub headers: IndexMap<String, String>,
+    /// Replace values and headers that already exist (otherwise keep them).
+    #[serde(default = "yes")]
+    pub overwrite: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+enum FieldValue {
+    Static(Json),
+    Template(Template),
+}
+
+/// The compiled insert transform.
+pub struct InsertTransform {
+    pipeline: String,
+    fields: Vec<(Vec<Segment>, FieldValue)>,
+    headers: Vec<(String, Template)>,
+    overwrite: bool,
+}
+
+impl PluginConfig for InsertTransformConfig {
+    const TYPE: &'static str = "insert";
+    const SUMMARY: &'static str = "Add static or templated fields and headers";
+    const EXAMPLE: &'static str = r#"type: insert
+fields:
+  value.meta.pipeline: "<weir.pipeline>"
+  value.meta.source_topic: "<$.topic>"
+  value.meta.version: 2
+headers:
+  x-origin: "weir/<weir.pipeline>"
+"#;
+    type Output = dyn Transform;
+
+    fn build(self, cx: &BuildContext) -> Result<Box<dyn Transform>, BuildError> {
+        if self.fields.is_empty() && self.headers.is_empty() {
+            return Err(BuildError::new("nothing to insert: give `fields` or `headers`"));
+        }
+        let mut fields = Vec::new();
+        for (p, v) in self.fields {
+            let at = format!("fields[{p:?}]");
+            let fp = FieldPath::parse(&p).map_err(|e| BuildError::at(&at, e.to_string()))?;
+            if fp.root != Root::Value || fp.has_wildcard() || fp.segments.is_empty() {
+                return Err(BuildError::at(at, format!("{p:?}: fields are set at value paths without wildcards, e.g. value.meta.source")));
+            }
+            let value = match v {
+                Json::String(s) => {
+                    let t = Template::compile(&s).map_err(|e| BuildError::at(&at, e.to_string()))?;
+                    if t.is_static() { FieldValue::Static(Json::String(s)) } else { FieldValue::Template(t) }
+                }
+                other => FieldValue::Static(other),
+            };
+            fields.push((fp.segments, value));
+        }
+        let headers = self
+            .headers
+            .into_iter()
+            .map(|(k, v)| Template::compile(&v).map(|t| (k.clone(), t)).map_err(|e| BuildError::at(format!("headers[{k:?}]"), e.to_string())))
+            .collect::<Result<_, _>>()?;
+        Ok(Box::new(InsertTransform { pipeline: cx.pipeline.to_string(), fields, headers, overwrite: self.overwrite }))
+    }
+}
+
+weir_core::register_plugin!(InsertTransformConfig);
+
+impl Transform for InsertTransform {
+    fn apply(&self, record: &mut Record) -> Result<Flow, TransformError> {
+        let cx = TemplateContext { pipeline: &self.pipeline };
+        for (name, t) in &self.headers {
+            if !self.overwrite && record.header(name).is_some() {
+                continue;
+            }
+            let v = t.render_text(record, &cx).map_err(|e| TransformError::Fatal(e.to_string()))?;
+            record.set_header(name.clone(), v);
+        }
+        if self.fields.is_empty() {
+            return Ok(Flow::Keep);
+        }
+        let rendered: Vec<Json> = self
+            .fields
+            .iter()
+            .map(|(_, v)| match v {
+                FieldValue::Static(j) => Ok(j.clone()),
+                FieldValue::Template(t) => t.render(record, &cx).map_err(|e| TransformError::Fatal(e.to_string())),
+            })
+            .collect::<Result<_, _>>()?;
+        let v = record.value.json_mut()?;
+        for ((segs, _), value) in self.fields.iter().zip(rendered) {
+            if !self.overwrite && path::get(v, segs).is_some() {
+                continue;
+            }
+            path::insert(v, segs, value).map_err(|e| TransformError::Fatal(format!("insert: {e}")))?;
+        }
+        Ok(Flow::Keep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use weir_core::Origin;
+    use weir_core::config::{SourceFile, from_node, load::parse_yaml};
+
+    fn build(yaml: &str) -> Result<Box<dyn Transform>, BuildError> {
+        let n = parse_yaml(&SourceFile::new("t", yaml)).unwrap();
+        from_node::<InsertTransformConfig>(&n, "").unwrap().build(&BuildContext { pipeline: "pl".into(), component: "c".into() })
+    }
+
+    #[test]
+    fn inserts_static_templated_fields_and_headers() {
+        let t = build("fields:\n  value.meta.topic: \"<$.topic>\"\n  value.meta.v: 2\n  value.meta.p: \"<weir.pipeline>\"\nheaders:\n  x-id: \"id-<$.value.id>\"\n").unwrap();
+        let mut r = Record::from_json(json!({"id": 5}));
+        r.meta.origin = Some(Origin { topic: "orders".into(), partition: 0, offset: 0 });
+        t.apply(&mut r).unwrap();
+        assert_eq!(r.value.parsed().unwrap(), &json!({"id":5,"meta":{"topic":"orders","v":2,"p":"pl"}}));
+        assert_eq!(r.header("x-id"), Some(&b"id-5"[..]));
+    }
+
+    #[test]
+    fn overwrite_false_keeps_existing() {
+        let t = build("fields: { value.a: 1 }\nheaders: { h: new }\noverwrite: false\n").unwrap();
+        let mut r = Record::from_json(json!({"a": 0}));
+        r.set_header("h", "old");
+        t.apply(&mut r).unwrap();
+        assert_eq!(r.value.parsed().unwrap()["a"], 0);
+        assert_eq!(r.header("h"), Some(&b"old"[..]));
+    }
+
+    #[test]
+    fn rejects_bad_paths_and_templates() {
+        assert!(build("fields: { value.a.*: 1 }\n").err().unwrap().message.contains("without wildcards"));
+        assert!(build("headers: { h: \"<weir.nope>\" }\n").err().unwrap().message.contains("unknown variable"));
+    }
+}
