@@ -1,1 +1,10 @@
-//! placeholder
+//! Weir's built-in sinks: `stdout`, `log`, `file` and `null`.
+
+pub mod file;
+pub mod log;
+pub mod ndjson;
+pub mod null;
+pub mod stdout;
+
+/// Referenced by the runner so the linker keeps this crate's plugin registrations.
+pub fn link() {}

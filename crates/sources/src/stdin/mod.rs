@@ -1,0 +1,56 @@
+//! `stdin`: reads one JSON document per line from standard input until EOF.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tokio::io::BufReader;
+use weir_core::{BuildContext, BuildError, PluginConfig, Source, SourceContext, SourceError};
+
+use crate::lines::read_lines;
+
+/// Reads standard input, one JSON document per line; a line that is not JSON becomes a string
+/// value. The pipeline ends after EOF once everything is delivered. Records carry topic `stdin`,
+/// partition 0 and the line number as offset.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StdinSourceConfig {
+    /// Most lines per batch sent downstream.
+    #[serde(default = "default_batch")]
+    pub max_batch: usize,
+}
+
+fn default_batch() -> usize {
+    500
+}
+
+/// The stdin source.
+pub struct StdinSource {
+    max_batch: usize,
+}
+
+impl PluginConfig for StdinSourceConfig {
+    const TYPE: &'static str = "stdin";
+    const SUMMARY: &'static str = "Read JSON lines from standard input (non-JSON lines become strings)";
+    const EXAMPLE: &'static str = "type: stdin\n";
+    type Output = dyn Source;
+    fn build(self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
+        if self.max_batch == 0 {
+            return Err(BuildError::at("max_batch", "must be at least 1"));
+        }
+        Ok(Box::new(StdinSource { max_batch: self.max_batch }))
+    }
+}
+
+weir_core::register_plugin!(StdinSourceConfig);
+
+#[async_trait]
+impl Source for StdinSource {
+    async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError> {
+        let mut reader = BufReader::with_capacity(256 * 1024, tokio::io::stdin());
+        let topic: Arc<str> = "stdin".into();
+        let mut offset = 0;
+        read_lines(&mut reader, &cx, &topic, &mut offset, self.max_batch).await.map(|_| ())
+    }
+}
