@@ -40,7 +40,7 @@ pub struct SourceContext {
     pub shutdown: CancellationToken,
     /// Who this is.
     pub id: ComponentId,
-    out: mpsc::Sender<Batch>,
+    out: Option<mpsc::Sender<Batch>>,
     acker: Arc<Acker>,
     acks: Option<AckReceiver>,
 }
@@ -54,21 +54,23 @@ impl SourceContext {
     /// Builds a context; the runner does this, tests and embedders may too.
     pub fn new(id: ComponentId, out: mpsc::Sender<Batch>, shutdown: CancellationToken) -> (Self, Arc<Acker>) {
         let (acker, acks) = Acker::new();
-        (SourceContext { shutdown, id, out, acker: acker.clone(), acks: Some(acks) }, acker)
+        (SourceContext { shutdown, id, out: Some(out), acker: acker.clone(), acks: Some(acks) }, acker)
     }
 
     /// Attaches acks to the records and sends them downstream as one batch, waiting while the
     /// pipeline is full (backpressure). Returns the batch token reported later by the ack receiver.
     pub async fn send(&self, mut records: Vec<Record>) -> Result<u64, Closed> {
+        let out = self.out.as_ref().ok_or(Closed)?;
         let token = self.acker.attach(&mut records);
-        self.out.send(Batch::new(records)).await.map_err(|_| Closed)?;
+        out.send(Batch::new(records)).await.map_err(|_| Closed)?;
         Ok(token)
     }
 
     /// Like [`SourceContext::send`] but gives up after `timeout` (the records are dropped and their
     /// batch reports errored), for sources that must keep polling while the pipeline is full.
     pub async fn send_timeout(&self, mut records: Vec<Record>, timeout: Duration) -> Result<Option<u64>, Closed> {
-        let permit = match tokio::time::timeout(timeout, self.out.reserve()).await {
+        let out = self.out.as_ref().ok_or(Closed)?;
+        let permit = match tokio::time::timeout(timeout, out.reserve()).await {
             Err(_) => return Ok(None),
             Ok(Err(_)) => return Err(Closed),
             Ok(Ok(p)) => p,
@@ -80,7 +82,14 @@ impl SourceContext {
 
     /// True when the next [`SourceContext::send`] would not wait.
     pub fn has_capacity(&self) -> bool {
-        self.out.capacity() > 0
+        self.out.as_ref().is_some_and(|o| o.capacity() > 0)
+    }
+
+    /// Stops sending: downstream sees the end of input and drains, while this source keeps its
+    /// ack receiver to wait for the outcomes and commit (the shutdown sequence of sources with
+    /// positions).
+    pub fn close_output(&mut self) {
+        self.out = None;
     }
 
     /// Takes the receiver of batch completions; a source that commits positions owns this loop.

@@ -89,7 +89,7 @@ fn default_budget_min() -> u64 {
 }
 
 /// Runner options of one component.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StageOptions {
     /// Batching (sinks).
     pub batch: BatchOptions,

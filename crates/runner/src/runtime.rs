@@ -1,0 +1,176 @@
+//! Loading pipeline files into runnable pipelines, and running several at once.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use weir_core::config::{ConfigErrors, OnError, PipelineSpec, load_path, load_str, process_env};
+use weir_core::registry::Built;
+use weir_core::{ConfigError, Registry};
+
+use crate::metrics::MetricsRegistry;
+use crate::sink_driver::SinkStage;
+use crate::stages::TransformStage;
+use crate::topology::{Pipeline, PipelineFailed};
+
+/// Every built-in plugin. Each plugin crate's `link()` is called so the linker keeps the crate and
+/// its `inventory` registrations.
+pub fn builtin_registry() -> Result<Registry, weir_core::registry::DuplicatePlugin> {
+    weir_sources::link();
+    weir_transforms::link();
+    weir_sinks::link();
+    Registry::from_inventory()
+}
+
+/// Why pipelines could not be run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The configuration is invalid (nothing was started).
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// One or more pipelines failed.
+    #[error("{}", .0.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("\n"))]
+    Failed(Vec<PipelineFailed>),
+}
+
+/// A set of pipelines built from YAML, with shared metrics.
+pub struct Runtime {
+    pipelines: Vec<Pipeline>,
+    metrics: MetricsRegistry,
+}
+
+fn build_transform(spec: &weir_core::config::ComponentSpec, p: &PipelineSpec, registry: &Registry, metrics: &MetricsRegistry, errors: &mut Vec<ConfigError>) -> Option<TransformStage> {
+    match registry.build(spec, &p.file, &p.name) {
+        Ok(Built::Transform(t)) => Some(TransformStage {
+            name: Arc::from(spec.name.as_str()),
+            transform: t,
+            options: spec.options.clone(),
+            on_error: p.on_error(spec),
+            metrics: metrics.component(&p.name, &spec.name, "transform"),
+        }),
+        Ok(_) => unreachable!("registry returns the kind asked for"),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
+}
+
+fn build_sink(spec: &weir_core::config::ComponentSpec, p: &PipelineSpec, registry: &Registry, metrics: &MetricsRegistry, kind: &'static str, errors: &mut Vec<ConfigError>) -> Option<SinkStage> {
+    let transforms: Vec<TransformStage> = spec.transforms.iter().filter_map(|t| build_transform(t, p, registry, metrics, errors)).collect();
+    if spec.options.on_error == Some(OnError::Dlq) && p.dlq.is_none() {
+        errors.push(p.file.error(spec.location, format!("{}.on_error", spec.path), "`on_error: dlq` needs a pipeline `dlq:` sink"));
+    }
+    match registry.build(spec, &p.file, &p.name) {
+        Ok(Built::Sink(s)) => Some(SinkStage {
+            name: Arc::from(spec.name.as_str()),
+            sink: s,
+            options: spec.options.clone(),
+            on_error: if kind == "dlq" { OnError::Stop } else { p.on_error(spec) },
+            transforms,
+            metrics: metrics.component(&p.name, &spec.name, kind),
+        }),
+        Ok(_) => unreachable!("registry returns the kind asked for"),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    }
+}
+
+/// Builds every component of every pipeline, collecting all errors. Nothing connects.
+pub fn build(specs: Vec<PipelineSpec>, registry: &Registry, metrics: &MetricsRegistry) -> Result<Vec<Pipeline>, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for p in &specs {
+        let before = errors.len();
+        let source = match registry.build(&p.source, &p.file, &p.name) {
+            Ok(Built::Source(s)) => Some(s),
+            Ok(_) => unreachable!("registry returns the kind asked for"),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        for t in &p.transforms {
+            if t.options.on_error == Some(OnError::Dlq) && p.dlq.is_none() {
+                errors.push(p.file.error(t.location, format!("{}.on_error", t.path), "`on_error: dlq` needs a pipeline `dlq:` sink"));
+            }
+        }
+        let transforms: Vec<_> = p.transforms.iter().filter_map(|t| build_transform(t, p, registry, metrics, &mut errors)).collect();
+        let sinks: Vec<_> = p.sinks.iter().filter_map(|s| build_sink(s, p, registry, metrics, "sink", &mut errors)).collect();
+        let dlq = p.dlq.as_ref().and_then(|d| build_sink(d, p, registry, metrics, "dlq", &mut errors));
+        if errors.len() > before {
+            continue;
+        }
+        out.push(Pipeline {
+            name: p.name.clone(),
+            source: source.expect("no errors"),
+            source_name: Arc::from(p.source.name.as_str()),
+            source_metrics: metrics.component(&p.name, &p.source.name, "source"),
+            transforms,
+            sinks,
+            dlq,
+            budget: p.error_budget,
+            settings: p.settings,
+        });
+    }
+    if errors.is_empty() { Ok(out) } else { Err(ConfigErrors(errors)) }
+}
+
+impl Runtime {
+    /// Loads and builds a file or directory of pipelines (environment from the process).
+    pub fn from_path(path: &Path, registry: &Registry) -> Result<Self, ConfigErrors> {
+        let metrics = MetricsRegistry::default();
+        let specs = load_path(path, &process_env)?;
+        Ok(Runtime { pipelines: build(specs, registry, &metrics)?, metrics })
+    }
+
+    /// Loads and builds pipelines from YAML text.
+    pub fn from_yaml_str(name: &str, yaml: &str, registry: &Registry) -> Result<Self, ConfigErrors> {
+        let metrics = MetricsRegistry::default();
+        let specs = load_str(name, yaml, &process_env)?;
+        Ok(Runtime { pipelines: build(specs, registry, &metrics)?, metrics })
+    }
+
+    /// Pipelines built in code.
+    pub fn from_pipelines(pipelines: Vec<Pipeline>, metrics: MetricsRegistry) -> Self {
+        Runtime { pipelines, metrics }
+    }
+
+    /// The counters of every component.
+    pub fn metrics(&self) -> &MetricsRegistry {
+        &self.metrics
+    }
+
+    /// Pipeline names.
+    pub fn pipeline_names(&self) -> Vec<&str> {
+        self.pipelines.iter().map(|p| p.name()).collect()
+    }
+
+    /// Runs every pipeline until all finish. A failing pipeline stops the others (they drain and
+    /// commit what they delivered), so a problem is never hidden behind a half-running process.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RunError> {
+        let mut set = tokio::task::JoinSet::new();
+        for p in self.pipelines {
+            let token = shutdown.clone();
+            set.spawn(async move {
+                let r = p.run(token.clone()).await;
+                if r.is_err() {
+                    token.cancel();
+                }
+                r
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(f)) => failures.push(f),
+                Err(e) => failures.push(PipelineFailed { pipeline: "?".into(), reason: format!("pipeline task crashed: {e}") }),
+            }
+        }
+        if failures.is_empty() { Ok(()) } else { Err(RunError::Failed(failures)) }
+    }
+}

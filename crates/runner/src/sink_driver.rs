@@ -1,0 +1,181 @@
+//! Drives one sink: its own transforms, batching by count, bytes and time, concurrent writes up to
+//! `max_in_flight`, retries with backoff, and the error policy for what still fails.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use weir_core::config::{OnError, StageOptions};
+use weir_core::{Batch, Record, RecordOutcome, Sink, SinkError};
+
+use crate::dead_letter::Failure;
+use crate::metrics::ComponentMetrics;
+use crate::retry::{backoff, may_retry};
+use crate::stages::{FailureRoute, TransformStage, apply_stages, fail_records};
+
+/// A sink with its runner options.
+pub struct SinkStage {
+    /// Component name.
+    pub name: Arc<str>,
+    /// The sink.
+    pub sink: Arc<dyn Sink>,
+    /// Batching, retries, concurrency.
+    pub options: StageOptions,
+    /// Effective failure policy.
+    pub on_error: OnError,
+    /// The sink's own transforms.
+    pub transforms: Vec<TransformStage>,
+    /// Counters.
+    pub metrics: Arc<ComponentMetrics>,
+}
+
+struct WriteResult {
+    delivered: u64,
+    bytes: u64,
+    failed: Vec<(Record, Failure)>,
+}
+
+fn sink_failure(component: &str, class: &str, message: String, attempts: u32) -> Failure {
+    Failure { stage: "sink", component: component.to_owned(), class: format!("weir.sink.{class}"), message, attempts }
+}
+
+async fn write_with_retry(sink: Arc<dyn Sink>, name: Arc<str>, opts: StageOptions, metrics: Arc<ComponentMetrics>, mut records: Vec<Record>) -> WriteResult {
+    let mut attempts = 1u32;
+    let mut failed = Vec::new();
+    let mut delivered = 0u64;
+    let mut bytes = 0u64;
+    loop {
+        let size: u64 = records.iter().map(|r| r.approx_size() as u64).sum();
+        let (retry, retry_after, last_message) = match sink.write(&records).await {
+            Ok(()) => {
+                delivered += records.len() as u64;
+                bytes += size;
+                // Dropping the records now reports them delivered.
+                return WriteResult { delivered, bytes, failed };
+            }
+            Err(SinkError::Retriable { message, retry_after }) => (std::mem::take(&mut records), retry_after, message),
+            Err(SinkError::Fatal(message)) => {
+                failed.extend(records.into_iter().map(|r| (r, sink_failure(&name, "Fatal", message.clone(), attempts))));
+                return WriteResult { delivered, bytes, failed };
+            }
+            Err(SinkError::Partial(outcomes)) if outcomes.len() == records.len() => {
+                let mut retry = Vec::new();
+                let mut msg = String::new();
+                for (r, o) in records.into_iter().zip(outcomes) {
+                    match o {
+                        RecordOutcome::Delivered => {
+                            delivered += 1;
+                            bytes += r.approx_size() as u64;
+                        }
+                        RecordOutcome::Retriable(m) => {
+                            msg = m;
+                            retry.push(r);
+                        }
+                        RecordOutcome::Fatal(m) => failed.push((r, sink_failure(&name, "Fatal", m, attempts))),
+                    }
+                }
+                (retry, None, msg)
+            }
+            Err(SinkError::Partial(outcomes)) => {
+                let message = format!("sink bug: {} outcomes for {} records", outcomes.len(), records.len());
+                (std::mem::take(&mut records), None, message)
+            }
+            Err(other) => (std::mem::take(&mut records), None, other.to_string()),
+        };
+        if retry.is_empty() {
+            return WriteResult { delivered, bytes, failed };
+        }
+        if !may_retry(&opts.retry, attempts) {
+            failed.extend(retry.into_iter().map(|r| (r, sink_failure(&name, "RetriesExhausted", last_message.clone(), attempts))));
+            return WriteResult { delivered, bytes, failed };
+        }
+        let delay = backoff(&opts.retry, attempts, retry_after);
+        tracing::warn!(component = %name, attempt = attempts, "write failed, retrying in {delay:?}: {last_message}");
+        ComponentMetrics::add(&metrics.retries, 1);
+        tokio::time::sleep(delay).await;
+        attempts += 1;
+        records = retry;
+    }
+}
+
+/// Takes the next batch off the front of `pending` within the count and byte limits (at least one).
+fn cut(pending: &mut Vec<Record>, opts: &StageOptions) -> Vec<Record> {
+    let mut bytes = 0;
+    let mut n = 0;
+    for r in pending.iter().take(opts.batch.max_records) {
+        bytes += r.approx_size();
+        if n > 0 && bytes > opts.batch.max_bytes {
+            break;
+        }
+        n += 1;
+    }
+    let rest = pending.split_off(n);
+    std::mem::replace(pending, rest)
+}
+
+/// Runs the sink until its input closes and every write finished. For the DLQ sink, `route` is
+/// `None`: a record the DLQ cannot take fails the pipeline and stays uncommitted.
+pub async fn run_sink(stage: SinkStage, mut rx: mpsc::Receiver<Batch>, route: FailureRoute, is_dlq: bool) {
+    let opts = stage.options;
+    let max_wait = std::time::Duration::from(opts.batch.max_wait);
+    let mut pending: Vec<Record> = Vec::new();
+    let mut pending_bytes = 0usize;
+    let mut first_at: Option<Instant> = None;
+    let mut inflight: JoinSet<WriteResult> = JoinSet::new();
+    let mut closed = false;
+    loop {
+        let due = first_at.is_some_and(|t| t + max_wait <= Instant::now());
+        while inflight.len() < opts.max_in_flight
+            && !pending.is_empty()
+            && (closed || due || pending.len() >= opts.batch.max_records || pending_bytes >= opts.batch.max_bytes)
+        {
+            let batch = cut(&mut pending, &opts);
+            pending_bytes = pending.iter().map(Record::approx_size).sum();
+            first_at = (!pending.is_empty()).then(Instant::now);
+            inflight.spawn(write_with_retry(stage.sink.clone(), stage.name.clone(), opts, stage.metrics.clone(), batch));
+        }
+        if closed && pending.is_empty() && inflight.is_empty() {
+            break;
+        }
+        let room = pending.len() < opts.batch.max_records && pending_bytes < opts.batch.max_bytes;
+        let deadline = first_at.map(|t| t + max_wait);
+        tokio::select! {
+            Some(done) = inflight.join_next(), if !inflight.is_empty() => match done {
+                Ok(res) => {
+                    ComponentMetrics::add(&stage.metrics.sent_records, res.delivered);
+                    ComponentMetrics::add(&stage.metrics.sent_bytes, res.bytes);
+                    let nfailed = res.failed.len() as u64;
+                    route.shared.account(res.delivered + nfailed, nfailed);
+                    if nfailed > 0 {
+                        if is_dlq {
+                            let records: Vec<Record> = res.failed.into_iter().map(|(r, _)| r).collect();
+                            fail_records(&records);
+                            ComponentMetrics::add(&stage.metrics.errors, nfailed);
+                            route.shared.fail(format!("the dead-letter sink `{}` could not write {nfailed} record(s); they stay uncommitted", stage.name));
+                        } else {
+                            route.route(stage.on_error, &stage.metrics, res.failed).await;
+                        }
+                    }
+                }
+                Err(e) => route.shared.fail(format!("sink `{}` crashed: {e}", stage.name)),
+            },
+            msg = rx.recv(), if !closed && room => match msg {
+                Some(batch) => {
+                    ComponentMetrics::add(&stage.metrics.received_records, batch.len() as u64);
+                    let records = apply_stages(&stage.transforms, batch.records, &route).await;
+                    if !records.is_empty() {
+                        pending_bytes += records.iter().map(Record::approx_size).sum::<usize>();
+                        first_at.get_or_insert_with(Instant::now);
+                        pending.extend(records);
+                    }
+                }
+                None => closed = true,
+            },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() && !due => {}
+        }
+    }
+    if let Err(e) = stage.sink.flush().await {
+        tracing::warn!(component = %stage.name, "flush at shutdown failed: {e}");
+    }
+}

@@ -1,0 +1,263 @@
+//! A pipeline's running shape: source → bounded channel → transforms → fan-out → one bounded
+//! channel and driver per sink (→ DLQ), with graceful shutdown bounded by a deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use weir_core::config::{ErrorBudget, OnError, PipelineSettings, StageOptions};
+use weir_core::{Batch, ComponentId, Sink, Source, SourceContext, Transform};
+
+use crate::budget::Budget;
+use crate::metrics::{ComponentMetrics, MetricsRegistry};
+use crate::sink_driver::{SinkStage, run_sink};
+use crate::stages::{FailureRoute, Shared, TransformStage, apply_stages, fail_records};
+
+/// A pipeline ready to run.
+pub struct Pipeline {
+    pub(crate) name: Arc<str>,
+    pub(crate) source: Box<dyn Source>,
+    pub(crate) source_name: Arc<str>,
+    pub(crate) source_metrics: Arc<ComponentMetrics>,
+    pub(crate) transforms: Vec<TransformStage>,
+    pub(crate) sinks: Vec<SinkStage>,
+    pub(crate) dlq: Option<SinkStage>,
+    pub(crate) budget: Option<ErrorBudget>,
+    pub(crate) settings: PipelineSettings,
+}
+
+/// Why a pipeline stopped with an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pipeline `{pipeline}` failed: {reason}")]
+pub struct PipelineFailed {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// What happened.
+    pub reason: String,
+}
+
+impl Pipeline {
+    /// Starts building a pipeline in code.
+    pub fn builder(name: &str) -> PipelineBuilder {
+        PipelineBuilder { name: Arc::from(name), metrics: MetricsRegistry::default(), ..Default::default() }
+    }
+
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs until the source ends and everything is delivered, or until `shutdown` is cancelled
+    /// and in-flight work drains (bounded by `settings.shutdown_timeout`).
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), PipelineFailed> {
+        let Pipeline { name, source, source_name, source_metrics, transforms, sinks, dlq, budget, settings } = self;
+        let stop = shutdown.child_token();
+        let shared = Arc::new(Shared::new(name.clone(), stop.clone(), budget.map(Budget::new)));
+        let cap = settings.buffer_batches;
+        let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+
+        let (dlq_tx, dlq_task) = match dlq {
+            Some(stage) => {
+                let (tx, rx) = mpsc::channel::<Batch>(cap);
+                let route = FailureRoute { dlq: None, shared: shared.clone() };
+                (Some(tx), Some(tokio::spawn(run_sink(stage, rx, route, true))))
+            }
+            None => (None, None),
+        };
+        let route = FailureRoute { dlq: dlq_tx.clone(), shared: shared.clone() };
+        drop(dlq_tx);
+
+        let mut sink_txs = Vec::with_capacity(sinks.len());
+        for stage in sinks {
+            let (tx, rx) = mpsc::channel::<Batch>(cap);
+            sink_txs.push(tx);
+            tasks.push(tokio::spawn(run_sink(stage, rx, route.clone(), false)));
+        }
+
+        let (src_tx, src_rx) = mpsc::channel::<Batch>(cap);
+        tasks.push(tokio::spawn(transform_task(src_rx, transforms, sink_txs, route, source_metrics)));
+
+        let id = ComponentId { pipeline: name.clone(), component: source_name.clone() };
+        let (cx, acker) = SourceContext::new(id, src_tx, stop.clone());
+        let source_shared = shared.clone();
+        let source_task = tokio::spawn(async move {
+            if let Err(e) = source.run(cx).await {
+                source_shared.fail(format!("source `{source_name}` failed: {e}"));
+            }
+        });
+
+        let mut handles = vec![source_task];
+        handles.extend(tasks);
+        handles.extend(dlq_task);
+        let aborts: Vec<_> = handles.iter().map(JoinHandle::abort_handle).collect();
+        let all = async {
+            for h in handles {
+                if let Err(e) = h.await
+                    && e.is_panic()
+                {
+                    shared.fail(format!("a pipeline task panicked: {e}"));
+                }
+            }
+        };
+        tokio::pin!(all);
+        let deadline = Duration::from(settings.shutdown_timeout);
+        let finished = tokio::select! {
+            _ = &mut all => true,
+            _ = async { stop.cancelled().await; tokio::time::sleep(deadline).await } => false,
+        };
+        if !finished {
+            // Everything still in flight is reported errored before it is dropped, so no source
+            // commits past it; it is replayed after a restart.
+            acker.abandon();
+            for a in &aborts {
+                a.abort();
+            }
+            shared.fail(format!(
+                "shutdown did not finish within {}; in-flight records were abandoned uncommitted and will be replayed",
+                settings.shutdown_timeout
+            ));
+            return Err(PipelineFailed { pipeline: name.to_string(), reason: shared.failure().unwrap_or_default() });
+        }
+        match shared.failure() {
+            Some(reason) => Err(PipelineFailed { pipeline: name.to_string(), reason }),
+            None => Ok(()),
+        }
+    }
+}
+
+async fn transform_task(
+    mut rx: mpsc::Receiver<Batch>,
+    transforms: Vec<TransformStage>,
+    sink_txs: Vec<mpsc::Sender<Batch>>,
+    route: FailureRoute,
+    source_metrics: Arc<ComponentMetrics>,
+) {
+    while let Some(batch) = rx.recv().await {
+        ComponentMetrics::add(&source_metrics.sent_records, batch.len() as u64);
+        let mut records = apply_stages(&transforms, batch.records, &route).await;
+        if records.is_empty() {
+            continue;
+        }
+        let last = sink_txs.len() - 1;
+        for (i, tx) in sink_txs.iter().enumerate() {
+            let batch = if i == last { Batch::new(std::mem::take(&mut records)) } else { Batch::new(records.clone()) };
+            if let Err(mpsc::error::SendError(b)) = tx.send(batch).await {
+                fail_records(&b.records);
+                route.shared.fail("a sink stopped accepting records");
+            }
+        }
+    }
+}
+
+/// Builds a pipeline in code (embedding); YAML pipelines are built by [`crate::Runtime`].
+#[derive(Default)]
+pub struct PipelineBuilder {
+    name: Arc<str>,
+    source: Option<(Arc<str>, Box<dyn Source>)>,
+    transforms: Vec<(Arc<str>, Arc<dyn Transform>, StageOptions, Option<OnError>)>,
+    sinks: Vec<(Arc<str>, Arc<dyn Sink>, StageOptions, Option<OnError>)>,
+    dlq: Option<(Arc<str>, Arc<dyn Sink>, StageOptions)>,
+    budget: Option<ErrorBudget>,
+    settings: PipelineSettings,
+    metrics: MetricsRegistry,
+}
+
+impl PipelineBuilder {
+    /// The source.
+    pub fn source(mut self, name: &str, source: impl Source + 'static) -> Self {
+        self.source = Some((Arc::from(name), Box::new(source)));
+        self
+    }
+    /// Appends a transform with default options.
+    pub fn transform(self, name: &str, t: impl Transform + 'static) -> Self {
+        self.transform_with(name, Arc::new(t), StageOptions::default())
+    }
+    /// Appends a transform with options.
+    pub fn transform_with(mut self, name: &str, t: Arc<dyn Transform>, options: StageOptions) -> Self {
+        let on_error = options.on_error;
+        self.transforms.push((Arc::from(name), t, options, on_error));
+        self
+    }
+    /// Adds a sink with default options.
+    pub fn sink(self, name: &str, s: impl Sink + 'static) -> Self {
+        self.sink_with(name, Arc::new(s), StageOptions::default())
+    }
+    /// Adds a sink with options.
+    pub fn sink_with(mut self, name: &str, s: Arc<dyn Sink>, options: StageOptions) -> Self {
+        let on_error = options.on_error;
+        self.sinks.push((Arc::from(name), s, options, on_error));
+        self
+    }
+    /// Sets the dead-letter sink.
+    pub fn dlq(mut self, name: &str, s: Arc<dyn Sink>, options: StageOptions) -> Self {
+        self.dlq = Some((Arc::from(name), s, options));
+        self
+    }
+    /// Sets the error budget.
+    pub fn error_budget(mut self, b: ErrorBudget) -> Self {
+        self.budget = Some(b);
+        self
+    }
+    /// Sets pipeline settings.
+    pub fn settings(mut self, s: PipelineSettings) -> Self {
+        self.settings = s;
+        self
+    }
+    /// Counts into this metrics registry.
+    pub fn metrics(mut self, m: MetricsRegistry) -> Self {
+        self.metrics = m;
+        self
+    }
+
+    /// Finishes the pipeline; it needs a source and at least one sink.
+    pub fn build(self) -> Result<Pipeline, String> {
+        let (source_name, source) = self.source.ok_or("a pipeline needs a source")?;
+        if self.sinks.is_empty() {
+            return Err("a pipeline needs at least one sink".into());
+        }
+        let default_policy = if self.dlq.is_some() { OnError::Dlq } else { OnError::Stop };
+        let m = &self.metrics;
+        let p = &self.name;
+        Ok(Pipeline {
+            source_metrics: m.component(p, &source_name, "source"),
+            source_name,
+            source,
+            transforms: self
+                .transforms
+                .into_iter()
+                .map(|(name, transform, options, on_error)| TransformStage {
+                    metrics: m.component(p, &name, "transform"),
+                    name,
+                    transform,
+                    options,
+                    on_error: on_error.unwrap_or(default_policy),
+                })
+                .collect(),
+            sinks: self
+                .sinks
+                .into_iter()
+                .map(|(name, sink, options, on_error)| SinkStage {
+                    metrics: m.component(p, &name, "sink"),
+                    name,
+                    sink,
+                    options,
+                    on_error: on_error.unwrap_or(default_policy),
+                    transforms: Vec::new(),
+                })
+                .collect(),
+            dlq: self.dlq.map(|(name, sink, options)| SinkStage {
+                metrics: m.component(p, &name, "dlq"),
+                name,
+                sink,
+                options,
+                on_error: OnError::Stop,
+                transforms: Vec::new(),
+            }),
+            budget: self.budget,
+            settings: self.settings,
+            name: self.name,
+        })
+    }
+}
