@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use weir_core::config::{ConfigErrors, OnError, PipelineSpec, load_path, load_str, process_env};
+use weir_core::config::{ConfigErrors, OnError, PipelineSpec, load_path_partial, load_str_partial, process_env};
 use weir_core::registry::Built;
 use weir_core::{ConfigError, Registry};
 
@@ -81,7 +81,10 @@ fn build_sink(spec: &weir_core::config::ComponentSpec, p: &PipelineSpec, registr
 
 /// Builds every component of every pipeline, collecting all errors. Nothing connects.
 pub fn build(specs: Vec<PipelineSpec>, registry: &Registry, metrics: &MetricsRegistry) -> Result<Vec<Pipeline>, ConfigErrors> {
-    let mut errors = Vec::new();
+    build_with(specs, Vec::new(), registry, metrics)
+}
+
+fn build_with(specs: Vec<PipelineSpec>, mut errors: Vec<ConfigError>, registry: &Registry, metrics: &MetricsRegistry) -> Result<Vec<Pipeline>, ConfigErrors> {
     let mut out = Vec::new();
     for p in &specs {
         let before = errors.len();
@@ -123,15 +126,15 @@ impl Runtime {
     /// Loads and builds a file or directory of pipelines (environment from the process).
     pub fn from_path(path: &Path, registry: &Registry) -> Result<Self, ConfigErrors> {
         let metrics = MetricsRegistry::default();
-        let specs = load_path(path, &process_env)?;
-        Ok(Runtime { pipelines: build(specs, registry, &metrics)?, metrics })
+        let (specs, errors) = load_path_partial(path, &process_env);
+        Ok(Runtime { pipelines: build_with(specs, errors, registry, &metrics)?, metrics })
     }
 
     /// Loads and builds pipelines from YAML text.
     pub fn from_yaml_str(name: &str, yaml: &str, registry: &Registry) -> Result<Self, ConfigErrors> {
         let metrics = MetricsRegistry::default();
-        let specs = load_str(name, yaml, &process_env)?;
-        Ok(Runtime { pipelines: build(specs, registry, &metrics)?, metrics })
+        let (specs, errors) = load_str_partial(name, yaml, &process_env);
+        Ok(Runtime { pipelines: build_with(specs, errors, registry, &metrics)?, metrics })
     }
 
     /// Pipelines built in code.

@@ -53,8 +53,18 @@ fn strip_location_prefix(m: &str) -> &str {
 
 /// Loads pipelines from YAML text, expanding `${VAR}` through `env`.
 pub fn load_str(name: &str, text: &str, env: EnvLookup<'_>) -> Result<Vec<PipelineSpec>, ConfigErrors> {
+    let (pipelines, errors) = load_str_partial(name, text, env);
+    if errors.is_empty() { Ok(pipelines) } else { Err(ConfigErrors(errors)) }
+}
+
+/// Like [`load_str`], but returns the pipelines that parsed alongside every error, so a caller can
+/// go on to build them and report all problems at once.
+pub fn load_str_partial(name: &str, text: &str, env: EnvLookup<'_>) -> (Vec<PipelineSpec>, Vec<ConfigError>) {
     let file = SourceFile::new(name, text);
-    let mut root = parse_yaml(&file)?;
+    let mut root = match parse_yaml(&file) {
+        Ok(r) => r,
+        Err(e) => return (Vec::new(), vec![e]),
+    };
     let mut missing = Vec::new();
     interpolate(&mut root, "", env, &mut missing);
     let mut errors: Vec<ConfigError> =
@@ -62,14 +72,20 @@ pub fn load_str(name: &str, text: &str, env: EnvLookup<'_>) -> Result<Vec<Pipeli
     let mut parser = Parser { file: &file, errors: Vec::new() };
     let pipelines = parser.file(&root);
     errors.extend(parser.errors);
-    if errors.is_empty() { Ok(pipelines) } else { Err(ConfigErrors(errors)) }
+    (pipelines, errors)
 }
 
 /// Loads a file, or every `*.yaml` / `*.yml` file in a directory (sorted by name). Pipeline names
 /// must be unique across all files.
 pub fn load_path(path: &Path, env: EnvLookup<'_>) -> Result<Vec<PipelineSpec>, ConfigErrors> {
+    let (pipelines, errors) = load_path_partial(path, env);
+    if errors.is_empty() { Ok(pipelines) } else { Err(ConfigErrors(errors)) }
+}
+
+/// Like [`load_path`], returning what parsed alongside every error.
+pub fn load_path_partial(path: &Path, env: EnvLookup<'_>) -> (Vec<PipelineSpec>, Vec<ConfigError>) {
     let io_err = |p: &Path, e: std::io::Error| {
-        ConfigErrors(vec![ConfigError {
+        (Vec::new(), vec![ConfigError {
             file: p.display().to_string().into(),
             location: Location { line: 1, column: 1 },
             path: String::new(),
@@ -78,14 +94,17 @@ pub fn load_path(path: &Path, env: EnvLookup<'_>) -> Result<Vec<PipelineSpec>, C
         }])
     };
     let files = if path.is_dir() {
-        let mut files: Vec<_> = std::fs::read_dir(path)
-            .map_err(|e| io_err(path, e))?
+        let entries = match std::fs::read_dir(path) {
+            Ok(e) => e,
+            Err(e) => return io_err(path, e),
+        };
+        let mut files: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
             .collect();
         files.sort();
         if files.is_empty() {
-            return Err(io_err(path, std::io::Error::other("the directory has no .yaml or .yml files")));
+            return io_err(path, std::io::Error::other("the directory has no .yaml or .yml files"));
         }
         files
     } else {
@@ -94,9 +113,17 @@ pub fn load_path(path: &Path, env: EnvLookup<'_>) -> Result<Vec<PipelineSpec>, C
     let mut all: Vec<PipelineSpec> = Vec::new();
     let mut errors = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|e| io_err(&f, e))?;
-        match load_str(&f.display().to_string(), &text, env) {
-            Ok(pipelines) => {
+        let text = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.extend(io_err(&f, e).1);
+                continue;
+            }
+        };
+        let (pipelines, errs) = load_str_partial(&f.display().to_string(), &text, env);
+        errors.extend(errs);
+        {
+            {
                 for p in pipelines {
                     if let Some(first) = all.iter().find(|q| q.name == p.name) {
                         errors.push(p.file.error(
@@ -109,8 +136,7 @@ pub fn load_path(path: &Path, env: EnvLookup<'_>) -> Result<Vec<PipelineSpec>, C
                     }
                 }
             }
-            Err(ConfigErrors(e)) => errors.extend(e),
         }
     }
-    if errors.is_empty() { Ok(all) } else { Err(ConfigErrors(errors)) }
+    (all, errors)
 }

@@ -63,11 +63,11 @@ fn compile(code: &str) -> Result<Filter, String> {
     let arena = Arena::default();
     let modules = loader
         .load(&arena, File { code, path: () })
-        .map_err(|errs| format!("jq program does not parse: {}", describe(&errs)))?;
+        .map_err(|errs| format!("jq program does not parse: {}", describe(&errs.into_iter().map(|(_, e)| e).collect::<Vec<_>>())))?;
     Compiler::default()
         .with_funs(funs)
         .compile(modules)
-        .map_err(|errs| format!("jq program does not compile: {}", describe(&errs)))
+        .map_err(|errs| format!("jq program does not compile: {}", describe(&errs.into_iter().map(|(_, e)| e).collect::<Vec<_>>())))
 }
 
 fn describe<T: std::fmt::Debug>(errs: &T) -> String {
