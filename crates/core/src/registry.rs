@@ -140,6 +140,7 @@ pub struct PluginEntry {
     /// JSON Schema of the options.
     pub schema: fn() -> Schema,
     build: BuildFn,
+    config_type: fn() -> std::any::TypeId,
 }
 
 impl std::fmt::Debug for PluginEntry {
@@ -167,6 +168,7 @@ impl PluginEntry {
             example: C::EXAMPLE,
             schema: schema_of::<C>,
             build: build_erased::<C>,
+            config_type: std::any::TypeId::of::<C>,
         }
     }
 }
@@ -215,10 +217,14 @@ impl Registry {
         Ok(r)
     }
 
-    /// Adds an entry; a second plugin of the same kind and name is an error.
+    /// Adds an entry. Adding the same config type again is a no-op; a different plugin with the
+    /// same kind and name is an error.
     pub fn insert(&mut self, entry: PluginEntry) -> Result<(), DuplicatePlugin> {
         let key = (entry.kind, entry.type_name);
-        if self.entries.contains_key(&key) {
+        if let Some(existing) = self.entries.get(&key) {
+            if (existing.config_type)() == (entry.config_type)() {
+                return Ok(());
+            }
             return Err(DuplicatePlugin { kind: entry.kind.noun(), name: entry.type_name });
         }
         self.entries.insert(key, entry);

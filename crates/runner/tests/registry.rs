@@ -16,10 +16,25 @@ fn every_builtin_plugin_is_registered() {
     assert_eq!(names(PluginKind::Sink), ["file", "log", "null", "stdout"]);
 }
 
+/// A second, different plugin that claims the name `null`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct ImpostorNull {}
+
+impl PluginConfig for ImpostorNull {
+    const TYPE: &'static str = "null";
+    const SUMMARY: &'static str = "impostor";
+    const EXAMPLE: &'static str = "type: \"null\"\n";
+    type Output = dyn weir_core::Sink;
+    fn build(self, _: &weir_core::BuildContext) -> Result<Box<dyn weir_core::Sink>, weir_core::BuildError> {
+        Err(weir_core::BuildError::new("never built"))
+    }
+}
+
 #[test]
-fn duplicate_names_are_rejected() {
+fn duplicate_names_are_rejected_but_re_adding_the_same_type_is_not() {
     let r = Registry::empty().with::<weir_sinks::null::NullSinkConfig>().unwrap();
-    let e = r.with::<weir_sinks::null::NullSinkConfig>().unwrap_err();
+    let r = r.with::<weir_sinks::null::NullSinkConfig>().expect("same type again is a no-op");
+    let e = r.with::<ImpostorNull>().unwrap_err();
     assert!(e.to_string().contains("two sink plugins are registered as `null`"), "{e}");
 }
 
