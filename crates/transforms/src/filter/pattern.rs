@@ -353,15 +353,20 @@ impl Rule {
                 _ => p.matches(&Json::Object(Map::new())),
             },
             Rule::Leaf(matchers) => {
-                let leaves: Vec<&Json> = match value {
-                    None => Vec::new(),
-                    Some(Json::Array(items)) => items.iter().filter(|i| !i.is_object() && !i.is_array()).collect(),
-                    Some(Json::Object(_)) => Vec::new(),
-                    Some(v) => vec![v],
+                // The leaf values the field holds: itself, or the scalar elements of an array.
+                let single;
+                let leaves: &[Json] = match value {
+                    None | Some(Json::Object(_)) => &[],
+                    Some(Json::Array(items)) => items,
+                    Some(v) => {
+                        single = std::slice::from_ref(v);
+                        single
+                    }
                 };
+                let is_leaf = |v: &&Json| !v.is_object() && !v.is_array();
                 matchers.iter().any(|m| match m {
-                    Matcher::Exists(want) => *want == !leaves.is_empty(),
-                    m => leaves.iter().any(|v| m.matches(v)),
+                    Matcher::Exists(want) => *want == leaves.iter().any(|v| is_leaf(&v)),
+                    m => leaves.iter().filter(is_leaf).any(|v| m.matches(v)),
                 })
             }
         }
