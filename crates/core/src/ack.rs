@@ -52,7 +52,11 @@ pub struct BatchAck {
 impl BatchAck {
     /// The worst status in the batch (`Delivered` for an empty batch).
     pub fn worst(&self) -> AckStatus {
-        self.statuses.iter().copied().max().unwrap_or(AckStatus::Delivered)
+        self.statuses
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(AckStatus::Delivered)
     }
 }
 
@@ -68,9 +72,16 @@ impl BatchState {
     fn record_done(&self, index: usize, status: AckStatus) {
         self.statuses[index].store(status as u8, Ordering::Release);
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let statuses = self.statuses.iter().map(|s| AckStatus::from_u8(s.load(Ordering::Acquire))).collect();
+            let statuses = self
+                .statuses
+                .iter()
+                .map(|s| AckStatus::from_u8(s.load(Ordering::Acquire)))
+                .collect();
             // The source may have stopped listening (finite sources do); that is fine.
-            let _ = self.tx.send(BatchAck { token: self.token, statuses });
+            let _ = self.tx.send(BatchAck {
+                token: self.token,
+                statuses,
+            });
         }
     }
 }
@@ -99,7 +110,13 @@ impl std::fmt::Debug for Ack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
             None => f.write_str("Ack(untracked)"),
-            Some(n) => write!(f, "Ack(batch {}, #{}, {:?})", n.batch.token, n.index, self.status()),
+            Some(n) => write!(
+                f,
+                "Ack(batch {}, #{}, {:?})",
+                n.batch.token,
+                n.index,
+                self.status()
+            ),
         }
     }
 }
@@ -124,7 +141,9 @@ impl Ack {
 
     /// The status so far.
     pub fn status(&self) -> AckStatus {
-        self.0.as_ref().map_or(AckStatus::Delivered, |n| AckStatus::from_u8(n.status.load(Ordering::Acquire)))
+        self.0.as_ref().map_or(AckStatus::Delivered, |n| {
+            AckStatus::from_u8(n.status.load(Ordering::Acquire))
+        })
     }
 }
 
@@ -153,7 +172,11 @@ impl Acker {
     /// A new acker and the receiver its batches report to.
     pub fn new() -> (Arc<Acker>, AckReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let acker = Acker { tx, abandoned: Arc::new(AtomicBool::new(false)), next_token: AtomicU64::new(0) };
+        let acker = Acker {
+            tx,
+            abandoned: Arc::new(AtomicBool::new(false)),
+            next_token: AtomicU64::new(0),
+        };
         (Arc::new(acker), AckReceiver(rx))
     }
 
@@ -162,7 +185,10 @@ impl Acker {
     pub fn attach(&self, records: &mut [Record]) -> u64 {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         if records.is_empty() {
-            let _ = self.tx.send(BatchAck { token, statuses: Vec::new() });
+            let _ = self.tx.send(BatchAck {
+                token,
+                statuses: Vec::new(),
+            });
             return token;
         }
         let batch = Arc::new(BatchState {
@@ -173,7 +199,11 @@ impl Acker {
             abandoned: self.abandoned.clone(),
         });
         for (index, record) in records.iter_mut().enumerate() {
-            record.ack = Ack(Some(Arc::new(AckNode { status: AtomicU8::new(0), batch: batch.clone(), index })));
+            record.ack = Ack(Some(Arc::new(AckNode {
+                status: AtomicU8::new(0),
+                batch: batch.clone(),
+                index,
+            })));
         }
         token
     }
@@ -206,7 +236,14 @@ mod tests {
         drop(fanout);
         let done = rx.recv().await.unwrap();
         assert_eq!(done.token, token);
-        assert_eq!(done.statuses, vec![AckStatus::Delivered, AckStatus::Errored, AckStatus::Delivered]);
+        assert_eq!(
+            done.statuses,
+            vec![
+                AckStatus::Delivered,
+                AckStatus::Errored,
+                AckStatus::Delivered
+            ]
+        );
         assert_eq!(done.worst(), AckStatus::Errored);
     }
 
@@ -253,6 +290,12 @@ mod tests {
     async fn empty_batch_is_done_immediately() {
         let (acker, mut rx) = Acker::new();
         let token = acker.attach(&mut []);
-        assert_eq!(rx.recv().await.unwrap(), BatchAck { token, statuses: vec![] });
+        assert_eq!(
+            rx.recv().await.unwrap(),
+            BatchAck {
+                token,
+                statuses: vec![]
+            }
+        );
     }
 }

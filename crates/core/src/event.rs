@@ -8,7 +8,15 @@ use serde_json::{Map, Value as Json};
 use crate::record::{DecodeError, Record};
 
 /// The top-level fields of the event shape.
-pub const EVENT_FIELDS: &[&str] = &["topic", "partition", "offset", "timestamp", "key", "headers", "value"];
+pub const EVENT_FIELDS: &[&str] = &[
+    "topic",
+    "partition",
+    "offset",
+    "timestamp",
+    "key",
+    "headers",
+    "value",
+];
 
 /// A top-level field other than `value`, built on demand (cheap: no payload parsing).
 /// Returns `None` when the record has no such field (e.g. no key, or no Kafka origin).
@@ -29,7 +37,9 @@ pub fn meta_field(record: &Record, name: &str) -> Option<Json> {
 pub fn headers_json(record: &Record) -> Json {
     let mut m = Map::new();
     for h in &record.headers {
-        let v = h.value.as_deref().map_or(Json::Null, |b| Json::String(String::from_utf8_lossy(b).into_owned()));
+        let v = h.value.as_deref().map_or(Json::Null, |b| {
+            Json::String(String::from_utf8_lossy(b).into_owned())
+        });
         m.insert(h.name.clone(), v);
     }
     Json::Object(m)
@@ -66,8 +76,15 @@ mod tests {
         let mut r = Record::from_bytes(&br#"{"id":7}"#[..]);
         r.key = Some(Bytes::from_static(b"k1"));
         r.timestamp = Some(1_700_000_000_000);
-        r.headers.push(Header { name: "trace".into(), value: Some(Bytes::from_static(b"abc")) });
-        r.meta.origin = Some(Origin { topic: "orders".into(), partition: 2, offset: 41 });
+        r.headers.push(Header {
+            name: "trace".into(),
+            value: Some(Bytes::from_static(b"abc")),
+        });
+        r.meta.origin = Some(Origin {
+            topic: "orders".into(),
+            partition: 2,
+            offset: 41,
+        });
         assert_eq!(
             envelope(&mut r).unwrap(),
             json!({"topic":"orders","partition":2,"offset":41,"timestamp":1_700_000_000_000i64,

@@ -18,8 +18,8 @@ pub use ack::{Ack, AckReceiver, AckStatus, Acker, BatchAck};
 pub use config::{ConfigError, ConfigErrors, HumanDuration, OnError, PipelineSpec};
 pub use offsets::{OffsetTracker, PartitionOffsets};
 pub use plugin::{
-    Closed, ComponentId, Flow, RecordOutcome, Sink, SinkError, Source, SourceContext, SourceError, Transform,
-    TransformError,
+    Closed, ComponentId, Flow, RecordOutcome, Sink, SinkError, Source, SourceContext, SourceError,
+    Transform, TransformError,
 };
 pub use record::{Batch, Header, Meta, Origin, Record, Value};
 pub use registry::{BuildContext, BuildError, PluginConfig, PluginKind, Registry};

@@ -54,7 +54,10 @@ impl PartitionOffsets {
 
     /// Records the outcome of an offset (`done = false` means it failed).
     pub fn ack(&mut self, offset: i64, done: bool) -> Result<(), OffsetError> {
-        let idx = self.pending.binary_search_by_key(&offset, |(o, _)| *o).map_err(|_| OffsetError::Unknown(offset))?;
+        let idx = self
+            .pending
+            .binary_search_by_key(&offset, |(o, _)| *o)
+            .map_err(|_| OffsetError::Unknown(offset))?;
         let state = &mut self.pending[idx].1;
         if *state == State::InFlight {
             *state = if done { State::Done } else { State::Failed };
@@ -78,7 +81,9 @@ impl PartitionOffsets {
 
     /// True when a failed offset blocks this partition.
     pub fn is_blocked(&self) -> bool {
-        self.pending.front().is_some_and(|(_, s)| *s == State::Failed)
+        self.pending
+            .front()
+            .is_some_and(|(_, s)| *s == State::Failed)
     }
 }
 
@@ -90,18 +95,26 @@ pub struct OffsetTracker<K> {
 
 impl<K> Default for OffsetTracker<K> {
     fn default() -> Self {
-        OffsetTracker { partitions: HashMap::new() }
+        OffsetTracker {
+            partitions: HashMap::new(),
+        }
     }
 }
 
 impl<K: std::hash::Hash + Eq + Clone> OffsetTracker<K> {
     /// Registers an emitted offset of a partition.
     pub fn track(&mut self, partition: &K, offset: i64) -> Result<(), OffsetError> {
-        self.partitions.entry(partition.clone()).or_default().track(offset)
+        self.partitions
+            .entry(partition.clone())
+            .or_default()
+            .track(offset)
     }
     /// Records an outcome.
     pub fn ack(&mut self, partition: &K, offset: i64, done: bool) -> Result<(), OffsetError> {
-        self.partitions.get_mut(partition).ok_or(OffsetError::Unknown(offset))?.ack(offset, done)
+        self.partitions
+            .get_mut(partition)
+            .ok_or(OffsetError::Unknown(offset))?
+            .ack(offset, done)
     }
     /// Highest contiguous done offset of a partition.
     pub fn committable(&self, partition: &K) -> Option<i64> {
@@ -133,7 +146,11 @@ mod tests {
         p.ack(10, true).unwrap();
         assert_eq!(p.committable(), Some(11));
         p.ack(14, true).unwrap();
-        assert_eq!(p.committable(), Some(11), "13 (the gap after 11 is not an offset) still in flight");
+        assert_eq!(
+            p.committable(),
+            Some(11),
+            "13 (the gap after 11 is not an offset) still in flight"
+        );
         p.ack(13, true).unwrap();
         assert_eq!(p.committable(), Some(14));
         assert_eq!(p.in_flight(), 0);
@@ -156,7 +173,10 @@ mod tests {
     fn rejects_out_of_order_tracking_and_unknown_acks() {
         let mut p = PartitionOffsets::default();
         p.track(5).unwrap();
-        assert_eq!(p.track(5), Err(OffsetError::OutOfOrder { offset: 5, last: 5 }));
+        assert_eq!(
+            p.track(5),
+            Err(OffsetError::OutOfOrder { offset: 5, last: 5 })
+        );
         assert_eq!(p.ack(4, true), Err(OffsetError::Unknown(4)));
     }
 

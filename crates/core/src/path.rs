@@ -56,7 +56,10 @@ pub struct PathError {
 impl FieldPath {
     /// Parses `value.a.b`, `value.items[*].x`, `value.list[0]`, `value["a.b"]`, `headers.name`, `key`.
     pub fn parse(text: &str) -> Result<Self, PathError> {
-        let err = |reason: &str| PathError { path: text.to_owned(), reason: reason.to_owned() };
+        let err = |reason: &str| PathError {
+            path: text.to_owned(),
+            reason: reason.to_owned(),
+        };
         let segs = parse_segments(text).map_err(|r| err(&r))?;
         let mut it = segs.into_iter();
         let root = match it.next() {
@@ -66,13 +69,21 @@ impl FieldPath {
                 Some(Segment::Key(name)) => Root::Header(name),
                 _ => return Err(err("a header path is `headers.<name>`")),
             },
-            _ => return Err(err("paths start at `value`, `key` or `headers.<name>` (e.g. `value.card.number`)")),
+            _ => {
+                return Err(err(
+                    "paths start at `value`, `key` or `headers.<name>` (e.g. `value.card.number`)",
+                ));
+            }
         };
         let segments: Vec<Segment> = it.collect();
         if root != Root::Value && !segments.is_empty() {
             return Err(err("only `value` paths can go deeper"));
         }
-        Ok(FieldPath { root, segments, text: text.to_owned() })
+        Ok(FieldPath {
+            root,
+            segments,
+            text: text.to_owned(),
+        })
     }
 
     /// True when the path contains `*`.
@@ -106,10 +117,15 @@ pub fn parse_segments(text: &str) -> Result<Vec<Segment>, String> {
                     Segment::Any
                 } else if let Some(q) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
                     Segment::Key(q.to_owned())
-                } else if let Some(q) = inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+                } else if let Some(q) = inner.strip_prefix('\'').and_then(|s| s.strip_suffix('\''))
+                {
                     Segment::Key(q.to_owned())
                 } else {
-                    Segment::Index(inner.parse().map_err(|_| format!("`[{inner}]` is not an index, `*` or a quoted key"))?)
+                    Segment::Index(
+                        inner.parse().map_err(|_| {
+                            format!("`[{inner}]` is not an index, `*` or a quoted key")
+                        })?,
+                    )
                 };
                 out.push(seg);
                 i = end + 1;
@@ -121,7 +137,11 @@ pub fn parse_segments(text: &str) -> Result<Vec<Segment>, String> {
                 }
                 let end = text[i..].find(['.', '[']).map_or(b.len(), |e| e + i);
                 let key = &text[i..end];
-                out.push(if key == "*" { Segment::Any } else { Segment::Key(key.to_owned()) });
+                out.push(if key == "*" {
+                    Segment::Any
+                } else {
+                    Segment::Key(key.to_owned())
+                });
                 i = end;
                 expect_key = false;
             }
@@ -177,7 +197,9 @@ pub fn for_each_mut(json: &mut Json, segs: &[Segment], f: &mut dyn FnMut(&mut Js
     };
     match (first, json) {
         (Segment::Key(k), Json::Object(m)) => m.get_mut(k).map_or(0, |v| for_each_mut(v, rest, f)),
-        (Segment::Index(i), Json::Array(a)) => a.get_mut(*i).map_or(0, |v| for_each_mut(v, rest, f)),
+        (Segment::Index(i), Json::Array(a)) => {
+            a.get_mut(*i).map_or(0, |v| for_each_mut(v, rest, f))
+        }
         (Segment::Any, Json::Array(a)) => a.iter_mut().map(|v| for_each_mut(v, rest, f)).sum(),
         (Segment::Any, Json::Object(m)) => m.values_mut().map(|v| for_each_mut(v, rest, f)).sum(),
         _ => 0,
@@ -192,11 +214,15 @@ pub fn remove(json: &mut Json, segs: &[Segment]) -> Vec<Json> {
 }
 
 fn remove_into(json: &mut Json, segs: &[Segment], removed: &mut Vec<Json>) {
-    let Some((last, parent)) = segs.split_last() else { return };
+    let Some((last, parent)) = segs.split_last() else {
+        return;
+    };
     for_each_mut(json, parent, &mut |p| match (last, p) {
         (Segment::Key(k), Json::Object(m)) => removed.extend(m.shift_remove(k)),
         (Segment::Index(i), Json::Array(a)) if *i < a.len() => removed.push(a.remove(*i)),
-        (Segment::Any, Json::Object(m)) => removed.extend(std::mem::take(m).into_iter().map(|(_, v)| v)),
+        (Segment::Any, Json::Object(m)) => {
+            removed.extend(std::mem::take(m).into_iter().map(|(_, v)| v))
+        }
         (Segment::Any, Json::Array(a)) => removed.append(a),
         _ => {}
     });
@@ -212,14 +238,20 @@ pub fn insert(json: &mut Json, segs: &[Segment], value: Json) -> Result<(), Stri
     let mut cur = json;
     for s in parents {
         cur = match (s, cur) {
-            (Segment::Key(k), Json::Object(m)) => m.entry(k.clone()).or_insert_with(|| Json::Object(Map::new())),
+            (Segment::Key(k), Json::Object(m)) => m
+                .entry(k.clone())
+                .or_insert_with(|| Json::Object(Map::new())),
             (Segment::Key(k), v @ Json::Null) => {
                 *v = Json::Object(Map::new());
-                v.as_object_mut().expect("just set").entry(k.clone()).or_insert_with(|| Json::Object(Map::new()))
+                v.as_object_mut()
+                    .expect("just set")
+                    .entry(k.clone())
+                    .or_insert_with(|| Json::Object(Map::new()))
             }
             (Segment::Index(i), Json::Array(a)) => {
                 let len = a.len();
-                a.get_mut(*i).ok_or_else(|| format!("index {i} is past the end of an array of {len}"))?
+                a.get_mut(*i)
+                    .ok_or_else(|| format!("index {i} is past the end of an array of {len}"))?
             }
             (s, other) => return Err(format!("cannot step into {} with {s:?}", kind(other))),
         };
@@ -289,7 +321,8 @@ impl Projection {
                 for (k, v) in m {
                     let mut merged: Option<Json> = None;
                     for (seg, child) in &self.children {
-                        let hit = matches!(seg, Segment::Any) || matches!(seg, Segment::Key(s) if s == k);
+                        let hit =
+                            matches!(seg, Segment::Any) || matches!(seg, Segment::Key(s) if s == k);
                         if hit && let Some(p) = child.apply(v) {
                             merged = Some(match merged {
                                 Some(prev) => merge(prev, p),
@@ -307,7 +340,8 @@ impl Projection {
                 let mut out = Vec::new();
                 for (i, v) in a.iter().enumerate() {
                     for (seg, child) in &self.children {
-                        let hit = matches!(seg, Segment::Any) || matches!(seg, Segment::Index(j) if *j == i);
+                        let hit = matches!(seg, Segment::Any)
+                            || matches!(seg, Segment::Index(j) if *j == i);
                         if hit && let Some(p) = child.apply(v) {
                             out.push(p);
                             break;
@@ -348,10 +382,32 @@ mod tests {
 
     #[test]
     fn parses_roots_wildcards_indexes_and_quoted_keys() {
-        assert_eq!(p("value.a[*].b"), vec![Segment::Key("a".into()), Segment::Any, Segment::Key("b".into())]);
-        assert_eq!(p("value[\"x.y\"][2]"), vec![Segment::Key("x.y".into()), Segment::Index(2)]);
-        assert_eq!(FieldPath::parse("headers.trace").unwrap().root, Root::Header("trace".into()));
-        for bad in ["", "card.number", "value..a", "value.a[", "value.a[x]", "headers", "key.x", "value."] {
+        assert_eq!(
+            p("value.a[*].b"),
+            vec![
+                Segment::Key("a".into()),
+                Segment::Any,
+                Segment::Key("b".into())
+            ]
+        );
+        assert_eq!(
+            p("value[\"x.y\"][2]"),
+            vec![Segment::Key("x.y".into()), Segment::Index(2)]
+        );
+        assert_eq!(
+            FieldPath::parse("headers.trace").unwrap().root,
+            Root::Header("trace".into())
+        );
+        for bad in [
+            "",
+            "card.number",
+            "value..a",
+            "value.a[",
+            "value.a[x]",
+            "headers",
+            "key.x",
+            "value.",
+        ] {
             assert!(FieldPath::parse(bad).is_err(), "{bad:?} should fail");
         }
     }

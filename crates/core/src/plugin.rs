@@ -52,9 +52,22 @@ pub struct Closed;
 
 impl SourceContext {
     /// Builds a context; the runner does this, tests and embedders may too.
-    pub fn new(id: ComponentId, out: mpsc::Sender<Batch>, shutdown: CancellationToken) -> (Self, Arc<Acker>) {
+    pub fn new(
+        id: ComponentId,
+        out: mpsc::Sender<Batch>,
+        shutdown: CancellationToken,
+    ) -> (Self, Arc<Acker>) {
         let (acker, acks) = Acker::new();
-        (SourceContext { shutdown, id, out: Some(out), acker: acker.clone(), acks: Some(acks) }, acker)
+        (
+            SourceContext {
+                shutdown,
+                id,
+                out: Some(out),
+                acker: acker.clone(),
+                acks: Some(acks),
+            },
+            acker,
+        )
     }
 
     /// Attaches acks to the records and sends them downstream as one batch, waiting while the
@@ -68,7 +81,11 @@ impl SourceContext {
 
     /// Like [`SourceContext::send`] but gives up after `timeout` (the records are dropped and their
     /// batch reports errored), for sources that must keep polling while the pipeline is full.
-    pub async fn send_timeout(&self, mut records: Vec<Record>, timeout: Duration) -> Result<Option<u64>, Closed> {
+    pub async fn send_timeout(
+        &self,
+        mut records: Vec<Record>,
+        timeout: Duration,
+    ) -> Result<Option<u64>, Closed> {
         let out = self.out.as_ref().ok_or(Closed)?;
         let permit = match tokio::time::timeout(timeout, out.reserve()).await {
             Err(_) => return Ok(None),
@@ -203,7 +220,10 @@ pub enum SinkError {
 impl SinkError {
     /// A retriable error without a requested delay.
     pub fn retriable(message: impl Into<String>) -> Self {
-        SinkError::Retriable { message: message.into(), retry_after: None }
+        SinkError::Retriable {
+            message: message.into(),
+            retry_after: None,
+        }
     }
 }
 

@@ -29,12 +29,20 @@ pub struct Value {
 impl Value {
     /// A value from raw bytes (expected to hold JSON); nothing is parsed until asked.
     pub fn from_bytes(raw: impl Into<Bytes>) -> Self {
-        Value { raw: Some(raw.into()), json: None, modified: false }
+        Value {
+            raw: Some(raw.into()),
+            json: None,
+            modified: false,
+        }
     }
 
     /// A value built from JSON; it has no original bytes and serializes on output.
     pub fn from_json(json: Json) -> Self {
-        Value { raw: None, json: Some(Arc::new(json)), modified: true }
+        Value {
+            raw: None,
+            json: Some(Arc::new(json)),
+            modified: true,
+        }
     }
 
     /// The bytes the source produced, if the value came from bytes.
@@ -56,7 +64,8 @@ impl Value {
     pub fn json(&mut self) -> Result<&Json, DecodeError> {
         if self.json.is_none() {
             let raw = self.raw.as_deref().unwrap_or(b"null");
-            let parsed: Json = serde_json::from_slice(raw).map_err(|e| DecodeError(e.to_string()))?;
+            let parsed: Json =
+                serde_json::from_slice(raw).map_err(|e| DecodeError(e.to_string()))?;
             self.json = Some(Arc::new(parsed));
         }
         Ok(self.json.as_deref().expect("decoded above"))
@@ -87,7 +96,9 @@ impl Value {
     pub fn decoded(&self) -> Result<Cow<'_, Json>, DecodeError> {
         match (&self.json, &self.raw) {
             (Some(j), _) => Ok(Cow::Borrowed(j)),
-            (None, Some(raw)) => serde_json::from_slice(raw).map(Cow::Owned).map_err(|e| DecodeError(e.to_string())),
+            (None, Some(raw)) => serde_json::from_slice(raw)
+                .map(Cow::Owned)
+                .map_err(|e| DecodeError(e.to_string())),
             (None, None) => Ok(Cow::Owned(Json::Null)),
         }
     }
@@ -96,7 +107,9 @@ impl Value {
     pub fn to_bytes(&self) -> Bytes {
         match (&self.raw, &self.json, self.modified) {
             (Some(raw), _, false) => raw.clone(),
-            (_, Some(json), _) => Bytes::from(serde_json::to_vec(&**json).expect("JSON values always serialize")),
+            (_, Some(json), _) => {
+                Bytes::from(serde_json::to_vec(&**json).expect("JSON values always serialize"))
+            }
             (Some(raw), None, true) => raw.clone(),
             (None, None, _) => Bytes::from_static(b"null"),
         }
@@ -106,7 +119,9 @@ impl Value {
     pub fn write_to(&self, buf: &mut Vec<u8>) {
         match (&self.raw, &self.json, self.modified) {
             (Some(raw), _, false) => buf.extend_from_slice(raw),
-            (_, Some(json), _) => serde_json::to_writer(&mut *buf, &**json).expect("JSON values always serialize"),
+            (_, Some(json), _) => {
+                serde_json::to_writer(&mut *buf, &**json).expect("JSON values always serialize")
+            }
             (Some(raw), None, true) => buf.extend_from_slice(raw),
             (None, None, _) => buf.extend_from_slice(b"null"),
         }
@@ -171,12 +186,18 @@ pub struct Record {
 impl Record {
     /// A record with a raw (JSON) value and nothing else.
     pub fn from_bytes(value: impl Into<Bytes>) -> Self {
-        Record { value: Value::from_bytes(value), ..Default::default() }
+        Record {
+            value: Value::from_bytes(value),
+            ..Default::default()
+        }
     }
 
     /// A record with a JSON value and nothing else.
     pub fn from_json(value: Json) -> Self {
-        Record { value: Value::from_json(value), ..Default::default() }
+        Record {
+            value: Value::from_json(value),
+            ..Default::default()
+        }
     }
 
     /// A new record sharing this one's key, headers, timestamp, metadata and ack, with another value.
@@ -194,14 +215,20 @@ impl Record {
 
     /// The first header with this name, as bytes.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|h| h.name == name).and_then(|h| h.value.as_deref())
+        self.headers
+            .iter()
+            .find(|h| h.name == name)
+            .and_then(|h| h.value.as_deref())
     }
 
     /// Sets a header, replacing every header of the same name.
     pub fn set_header(&mut self, name: impl Into<String>, value: impl Into<Bytes>) {
         let name = name.into();
         self.headers.retain(|h| h.name != name);
-        self.headers.push(Header { name, value: Some(value.into()) });
+        self.headers.push(Header {
+            name,
+            value: Some(value.into()),
+        });
     }
 
     /// The key as text (lossy UTF-8), as filters and templates see it.
@@ -213,7 +240,11 @@ impl Record {
     pub fn approx_size(&self) -> usize {
         self.value.approx_size()
             + self.key.as_ref().map_or(0, |k| k.len())
-            + self.headers.iter().map(|h| h.name.len() + h.value.as_ref().map_or(0, |v| v.len())).sum::<usize>()
+            + self
+                .headers
+                .iter()
+                .map(|h| h.name.len() + h.value.as_ref().map_or(0, |v| v.len()))
+                .sum::<usize>()
     }
 }
 
@@ -261,10 +292,21 @@ mod tests {
         let raw = br#"{ "a" :1 }"#;
         let mut v = Value::from_bytes(&raw[..]);
         assert_eq!(v.json().unwrap()["a"], 1);
-        assert_eq!(&v.to_bytes()[..], &raw[..], "a read must not change the output bytes");
+        assert_eq!(
+            &v.to_bytes()[..],
+            &raw[..],
+            "a read must not change the output bytes"
+        );
         v.json_mut().unwrap()["b"] = json!(2);
-        assert_eq!(serde_json::from_slice::<Json>(&v.to_bytes()).unwrap(), json!({"a":1,"b":2}));
-        assert_eq!(v.original().unwrap().as_ref(), raw, "original bytes survive a modification");
+        assert_eq!(
+            serde_json::from_slice::<Json>(&v.to_bytes()).unwrap(),
+            json!({"a":1,"b":2})
+        );
+        assert_eq!(
+            v.original().unwrap().as_ref(),
+            raw,
+            "original bytes survive a modification"
+        );
     }
 
     #[test]
@@ -289,8 +331,14 @@ mod tests {
     #[test]
     fn set_header_replaces_all_of_that_name() {
         let mut r = Record::from_json(json!(1));
-        r.headers.push(Header { name: "a".into(), value: Some(Bytes::from_static(b"1")) });
-        r.headers.push(Header { name: "a".into(), value: Some(Bytes::from_static(b"2")) });
+        r.headers.push(Header {
+            name: "a".into(),
+            value: Some(Bytes::from_static(b"1")),
+        });
+        r.headers.push(Header {
+            name: "a".into(),
+            value: Some(Bytes::from_static(b"2")),
+        });
         r.set_header("a", "3");
         assert_eq!(r.headers.len(), 1);
         assert_eq!(r.header("a"), Some(&b"3"[..]));

@@ -54,11 +54,17 @@ pub struct BuildError {
 impl BuildError {
     /// An error about the component as a whole.
     pub fn new(message: impl Into<String>) -> Self {
-        BuildError { path: String::new(), message: message.into() }
+        BuildError {
+            path: String::new(),
+            message: message.into(),
+        }
     }
     /// An error about one option.
     pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        BuildError { path: path.into(), message: message.into() }
+        BuildError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -149,9 +155,15 @@ impl std::fmt::Debug for PluginEntry {
     }
 }
 
-fn build_erased<C: PluginConfig>(spec: &ComponentSpec, cx: &BuildContext) -> Result<Built, ComponentError> {
+fn build_erased<C: PluginConfig>(
+    spec: &ComponentSpec,
+    cx: &BuildContext,
+) -> Result<Built, ComponentError> {
     let config: C = from_node(&spec.config, &spec.path).map_err(ComponentError::Options)?;
-    config.build(cx).map(<C::Output as PluginOutput>::wrap).map_err(ComponentError::Build)
+    config
+        .build(cx)
+        .map(<C::Output as PluginOutput>::wrap)
+        .map_err(ComponentError::Build)
 }
 
 fn schema_of<C: PluginConfig>() -> Schema {
@@ -225,7 +237,10 @@ impl Registry {
             if (existing.config_type)() == (entry.config_type)() {
                 return Ok(());
             }
-            return Err(DuplicatePlugin { kind: entry.kind.noun(), name: entry.type_name });
+            return Err(DuplicatePlugin {
+                kind: entry.kind.noun(),
+                name: entry.type_name,
+            });
         }
         self.entries.insert(key, entry);
         Ok(())
@@ -239,7 +254,10 @@ impl Registry {
 
     /// Looks up a plugin.
     pub fn get(&self, kind: PluginKind, name: &str) -> Option<&PluginEntry> {
-        self.entries.iter().find(|((k, n), _)| *k == kind && *n == name).map(|(_, e)| e)
+        self.entries
+            .iter()
+            .find(|((k, n), _)| *k == kind && *n == name)
+            .map(|(_, e)| e)
     }
 
     /// Every plugin, sorted by kind and name.
@@ -248,21 +266,39 @@ impl Registry {
     }
 
     /// Builds one component, turning every failure into a located error.
-    pub fn build(&self, spec: &ComponentSpec, file: &SourceFile, pipeline: &Arc<str>) -> Result<Built, ConfigError> {
+    pub fn build(
+        &self,
+        spec: &ComponentSpec,
+        file: &SourceFile,
+        pipeline: &Arc<str>,
+    ) -> Result<Built, ConfigError> {
         let Some(entry) = self.get(spec.kind, &spec.type_name) else {
-            let names: Vec<&str> = self.entries().filter(|e| e.kind == spec.kind).map(|e| e.type_name).collect();
+            let names: Vec<&str> = self
+                .entries()
+                .filter(|e| e.kind == spec.kind)
+                .map(|e| e.type_name)
+                .collect();
             let mut msg = format!("unknown {} type `{}`", spec.kind.noun(), spec.type_name);
             if let Some(s) = did_you_mean(&spec.type_name, names.iter().copied()) {
                 msg.push_str(&format!(", did you mean `{s}`?"));
             }
-            msg.push_str(&format!(" (known {}s: {})", spec.kind.noun(), names.join(", ")));
+            msg.push_str(&format!(
+                " (known {}s: {})",
+                spec.kind.noun(),
+                names.join(", ")
+            ));
             return Err(file.error(spec.type_location, format!("{}.type", spec.path), msg));
         };
-        let cx = BuildContext { pipeline: pipeline.clone(), component: Arc::from(spec.name.as_str()) };
+        let cx = BuildContext {
+            pipeline: pipeline.clone(),
+            component: Arc::from(spec.name.as_str()),
+        };
         (entry.build)(spec, &cx).map_err(|e| match e {
-            ComponentError::Options(d) => {
-                file.error(d.location.unwrap_or(spec.location), d.path.unwrap_or_else(|| spec.path.clone()), d.message)
-            }
+            ComponentError::Options(d) => file.error(
+                d.location.unwrap_or(spec.location),
+                d.path.unwrap_or_else(|| spec.path.clone()),
+                d.message,
+            ),
             ComponentError::Build(b) => {
                 let node = spec.config.locate(&b.path);
                 let path = if b.path.is_empty() {
@@ -272,7 +308,11 @@ impl Registry {
                 } else {
                     format!("{}.{}", spec.path, b.path)
                 };
-                let loc = if b.path.is_empty() { spec.location } else { node.location };
+                let loc = if b.path.is_empty() {
+                    spec.location
+                } else {
+                    node.location
+                };
                 file.error(loc, path, b.message)
             }
         })

@@ -70,11 +70,16 @@ impl Template {
         let mut escaped = false;
         let mut rest = text;
         while let Some(c) = rest.chars().next() {
-            if c == '<' && let Some((var, len)) = parse_var(rest)? {
+            if c == '<'
+                && let Some((var, len)) = parse_var(rest)?
+            {
                 if !lit.is_empty() {
                     parts.push(Part::Lit(std::mem::take(&mut lit)));
                 }
-                parts.push(Part::Var { var, quoted: in_string });
+                parts.push(Part::Var {
+                    var,
+                    quoted: in_string,
+                });
                 rest = &rest[len..];
                 escaped = false;
                 continue;
@@ -120,7 +125,11 @@ impl Template {
     }
 
     /// Renders against a record: JSON for a JSON template, a JSON string for a text template.
-    pub fn render(&self, record: &mut Record, cx: &TemplateContext<'_>) -> Result<Json, TemplateError> {
+    pub fn render(
+        &self,
+        record: &mut Record,
+        cx: &TemplateContext<'_>,
+    ) -> Result<Json, TemplateError> {
         let text = self.render_raw(record, cx)?;
         if self.json {
             serde_json::from_str(&text).map_err(|e| TemplateError::Render(e.to_string()))
@@ -130,7 +139,11 @@ impl Template {
     }
 
     /// Renders to text (URLs, header values, keys): values are substituted as text.
-    pub fn render_text(&self, record: &mut Record, cx: &TemplateContext<'_>) -> Result<String, TemplateError> {
+    pub fn render_text(
+        &self,
+        record: &mut Record,
+        cx: &TemplateContext<'_>,
+    ) -> Result<String, TemplateError> {
         let mut out = String::new();
         for p in &self.parts {
             match p {
@@ -145,7 +158,11 @@ impl Template {
         Ok(out)
     }
 
-    fn render_raw(&self, record: &mut Record, cx: &TemplateContext<'_>) -> Result<String, TemplateError> {
+    fn render_raw(
+        &self,
+        record: &mut Record,
+        cx: &TemplateContext<'_>,
+    ) -> Result<String, TemplateError> {
         if !self.json {
             return self.render_text(record, cx);
         }
@@ -163,7 +180,9 @@ impl Template {
                             out.push_str(&enc[1..enc.len() - 1]);
                         }
                         (true, None) => {}
-                        (false, Some(v)) => out.push_str(&serde_json::to_string(&*v).expect("JSON serializes")),
+                        (false, Some(v)) => {
+                            out.push_str(&serde_json::to_string(&*v).expect("JSON serializes"))
+                        }
                         (false, None) => out.push_str("null"),
                     }
                 }
@@ -181,14 +200,21 @@ fn push_text(out: &mut String, v: &Json) {
 }
 
 fn parse_var(s: &str) -> Result<Option<(Var, usize)>, TemplateError> {
-    let Some(end) = s.find('>') else { return Ok(None) };
+    let Some(end) = s.find('>') else {
+        return Ok(None);
+    };
     let inner = &s[1..end];
     let var = if let Some(path) = inner.strip_prefix('$') {
         if path.is_empty() {
             Var::Path(Vec::new())
         } else {
-            let path = path.strip_prefix('.').ok_or_else(|| TemplateError::Syntax(format!("`<{inner}>`: write `<$.value.field>`")))?;
-            Var::Path(parse_segments(path).map_err(|e| TemplateError::Syntax(format!("`<{inner}>`: {e}")))?)
+            let path = path.strip_prefix('.').ok_or_else(|| {
+                TemplateError::Syntax(format!("`<{inner}>`: write `<$.value.field>`"))
+            })?;
+            Var::Path(
+                parse_segments(path)
+                    .map_err(|e| TemplateError::Syntax(format!("`<{inner}>`: {e}")))?,
+            )
         }
     } else {
         match inner {
@@ -207,15 +233,23 @@ fn parse_var(s: &str) -> Result<Option<(Var, usize)>, TemplateError> {
     Ok(Some((var, end + 1)))
 }
 
-fn resolve<'r>(var: &Var, record: &'r mut Record, cx: &TemplateContext<'_>) -> Result<Option<Cow<'r, Json>>, TemplateError> {
+fn resolve<'r>(
+    var: &Var,
+    record: &'r mut Record,
+    cx: &TemplateContext<'_>,
+) -> Result<Option<Cow<'r, Json>>, TemplateError> {
     Ok(match var {
         Var::Pipeline => Some(Cow::Owned(Json::String(cx.pipeline.to_owned()))),
         Var::IngestionTime => Some(Cow::Owned(Json::String(rfc3339(SystemTime::now())))),
         Var::Event => Some(Cow::Owned(event::envelope(record)?)),
         Var::Path(segs) if segs.is_empty() => Some(Cow::Owned(event::envelope(record)?)),
-        Var::EventJson => Some(Cow::Owned(Json::String(event::envelope(record)?.to_string()))),
+        Var::EventJson => Some(Cow::Owned(Json::String(
+            event::envelope(record)?.to_string(),
+        ))),
         Var::Path(segs) => {
-            let (Segment::Key(top), rest) = (&segs[0], &segs[1..]) else { return Ok(None) };
+            let (Segment::Key(top), rest) = (&segs[0], &segs[1..]) else {
+                return Ok(None);
+            };
             match event::field(record, top)? {
                 None => None,
                 Some(Cow::Borrowed(j)) => get(j, rest).map(Cow::Borrowed),
@@ -256,8 +290,14 @@ mod tests {
     use serde_json::json;
 
     fn rec() -> Record {
-        let mut r = Record::from_bytes(&br#"{"id":"o-1","amount":12.5,"customer":{"name":"Ann \"A\""},"tags":["x","y"]}"#[..]);
-        r.meta.origin = Some(Origin { topic: "orders".into(), partition: 0, offset: 9 });
+        let mut r = Record::from_bytes(
+            &br#"{"id":"o-1","amount":12.5,"customer":{"name":"Ann \"A\""},"tags":["x","y"]}"#[..],
+        );
+        r.meta.origin = Some(Origin {
+            topic: "orders".into(),
+            partition: 0,
+            offset: 9,
+        });
         r
     }
     const CX: TemplateContext<'static> = TemplateContext { pipeline: "p1" };
@@ -275,19 +315,26 @@ mod tests {
     #[test]
     fn missing_values_are_null_unquoted_and_empty_quoted() {
         let t = Template::compile(r#"{"a": <$.value.nope>, "b": "x<$.value.nope>y"}"#).unwrap();
-        assert_eq!(t.render(&mut rec(), &CX).unwrap(), json!({"a":null,"b":"xy"}));
+        assert_eq!(
+            t.render(&mut rec(), &CX).unwrap(),
+            json!({"a":null,"b":"xy"})
+        );
     }
 
     #[test]
     fn text_template_renders_a_string() {
         let t = Template::compile("Order <$.value.id> paid <$.value.amount>").unwrap();
         assert!(!t.is_json());
-        assert_eq!(t.render(&mut rec(), &CX).unwrap(), json!("Order o-1 paid 12.5"));
+        assert_eq!(
+            t.render(&mut rec(), &CX).unwrap(),
+            json!("Order o-1 paid 12.5")
+        );
     }
 
     #[test]
     fn whole_event_and_pipes_aliases() {
-        let t = Template::compile(r#"{"e": <aws.pipes.event>, "n": "<aws.pipes.pipe-name>"}"#).unwrap();
+        let t =
+            Template::compile(r#"{"e": <aws.pipes.event>, "n": "<aws.pipes.pipe-name>"}"#).unwrap();
         let out = t.render(&mut rec(), &CX).unwrap();
         assert_eq!(out["e"]["value"]["id"], "o-1");
         assert_eq!(out["e"]["offset"], 9);
@@ -296,10 +343,25 @@ mod tests {
 
     #[test]
     fn errors_are_clear() {
-        assert!(Template::compile("<weir.nope>").unwrap_err().to_string().contains("unknown variable"));
-        assert!(Template::compile("<$value>").unwrap_err().to_string().contains("write `<$.value.field>`"));
+        assert!(
+            Template::compile("<weir.nope>")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown variable")
+        );
+        assert!(
+            Template::compile("<$value>")
+                .unwrap_err()
+                .to_string()
+                .contains("write `<$.value.field>`")
+        );
         let mut bad = Record::from_bytes(&b"{oops"[..]);
-        assert!(matches!(Template::compile("<$.value.a>").unwrap().render(&mut bad, &CX), Err(TemplateError::Decode(_))));
+        assert!(matches!(
+            Template::compile("<$.value.a>")
+                .unwrap()
+                .render(&mut bad, &CX),
+            Err(TemplateError::Decode(_))
+        ));
     }
 
     #[test]

@@ -34,9 +34,15 @@ pub struct SinkCapabilities {
 pub fn sample_records(n: usize) -> Vec<Record> {
     (0..n)
         .map(|i| {
-            let mut r = Record::from_bytes(Bytes::from(json!({"seq": i, "name": format!("r{i}"), "nested": {"ok": i % 2 == 0}}).to_string()));
+            let mut r = Record::from_bytes(Bytes::from(
+                json!({"seq": i, "name": format!("r{i}"), "nested": {"ok": i % 2 == 0}})
+                    .to_string(),
+            ));
             r.key = Some(Bytes::from(format!("k{i}")));
-            r.headers.push(Header { name: "h".into(), value: Some(Bytes::from(format!("v{i}"))) });
+            r.headers.push(Header {
+                name: "h".into(),
+                value: Some(Bytes::from(format!("v{i}"))),
+            });
             r.timestamp = Some(1_700_000_000_000 + i as i64);
             r
         })
@@ -50,34 +56,57 @@ pub async fn sink_conformance(
     caps: SinkCapabilities,
     read_back: &(dyn Fn() -> BoxFuture<'static, Vec<Record>> + Sync),
 ) -> Result<(), String> {
-    sink.write(&[]).await.map_err(|e| format!("an empty batch must succeed, got: {e}"))?;
+    sink.write(&[])
+        .await
+        .map_err(|e| format!("an empty batch must succeed, got: {e}"))?;
     let first = sample_records(5);
-    sink.write(&first).await.map_err(|e| format!("write failed: {e}"))?;
+    sink.write(&first)
+        .await
+        .map_err(|e| format!("write failed: {e}"))?;
     // Durable at Ok: readable now, before any flush.
     let got = read_back().await;
     compare(&first, &got, caps).map_err(|e| format!("after the first write returned Ok: {e}"))?;
     let second: Vec<Record> = sample_records(12).split_off(5);
-    sink.write(&second).await.map_err(|e| format!("second write failed: {e}"))?;
-    sink.flush().await.map_err(|e| format!("flush failed: {e}"))?;
+    sink.write(&second)
+        .await
+        .map_err(|e| format!("second write failed: {e}"))?;
+    sink.flush()
+        .await
+        .map_err(|e| format!("flush failed: {e}"))?;
     let all: Vec<Record> = first.into_iter().chain(second).collect();
-    compare(&all, &read_back().await, caps).map_err(|e| format!("after the second write and flush: {e}"))
+    compare(&all, &read_back().await, caps)
+        .map_err(|e| format!("after the second write and flush: {e}"))
 }
 
 fn compare(expected: &[Record], got: &[Record], caps: SinkCapabilities) -> Result<(), String> {
     if expected.len() != got.len() {
-        return Err(format!("expected {} records, read back {}", expected.len(), got.len()));
+        return Err(format!(
+            "expected {} records, read back {}",
+            expected.len(),
+            got.len()
+        ));
     }
     for (i, (e, g)) in expected.iter().zip(got).enumerate() {
         let ev: Json = e.value.decoded().map_err(|x| x.to_string())?.into_owned();
-        let gv: Json = g.value.decoded().map_err(|x| format!("record {i} read back is not JSON: {x}"))?.into_owned();
+        let gv: Json = g
+            .value
+            .decoded()
+            .map_err(|x| format!("record {i} read back is not JSON: {x}"))?
+            .into_owned();
         if ev != gv {
             return Err(format!("record {i}: value {gv} != written {ev}"));
         }
         if caps.keys && e.key != g.key {
-            return Err(format!("record {i}: key {:?} != written {:?}", g.key, e.key));
+            return Err(format!(
+                "record {i}: key {:?} != written {:?}",
+                g.key, e.key
+            ));
         }
         if caps.headers && e.headers != g.headers {
-            return Err(format!("record {i}: headers {:?} != written {:?}", g.headers, e.headers));
+            return Err(format!(
+                "record {i}: headers {:?} != written {:?}",
+                g.headers, e.headers
+            ));
         }
     }
     Ok(())
@@ -94,10 +123,17 @@ pub struct SourceRun {
 
 /// Runs a source until it ends, or until `stop_after` records arrived (then cancels it and waits up
 /// to `deadline` for it to stop).
-pub async fn run_source(source: Box<dyn Source>, stop_after: Option<usize>, deadline: Duration) -> SourceRun {
+pub async fn run_source(
+    source: Box<dyn Source>,
+    stop_after: Option<usize>,
+    deadline: Duration,
+) -> SourceRun {
     let (tx, mut rx) = mpsc::channel(4);
     let shutdown = CancellationToken::new();
-    let id = ComponentId { pipeline: "test".into(), component: "source".into() };
+    let id = ComponentId {
+        pipeline: "test".into(),
+        component: "source".into(),
+    };
     let (cx, _acker) = SourceContext::new(id, tx, shutdown.clone());
     let mut task = tokio::spawn(source.run(cx));
     let mut records = Vec::new();
@@ -118,13 +154,20 @@ pub async fn run_source(source: Box<dyn Source>, stop_after: Option<usize>, dead
             }
         }
     }
-    let result = tokio::time::timeout(deadline, task).await.ok().and_then(|r| r.ok());
+    let result = tokio::time::timeout(deadline, task)
+        .await
+        .ok()
+        .and_then(|r| r.ok());
     SourceRun { records, result }
 }
 
 /// Checks a source: it emits `expected` records (or at least `expected` for endless sources, which
 /// are then stopped), every record has a tracked ack, and it stops within two seconds of shutdown.
-pub async fn source_conformance(source: Box<dyn Source>, expected: usize, endless: bool) -> Result<SourceRun, String> {
+pub async fn source_conformance(
+    source: Box<dyn Source>,
+    expected: usize,
+    endless: bool,
+) -> Result<SourceRun, String> {
     let run = run_source(source, endless.then_some(expected), Duration::from_secs(2)).await;
     match &run.result {
         None => return Err("the source did not stop within 2s of shutdown".into()),
@@ -132,10 +175,15 @@ pub async fn source_conformance(source: Box<dyn Source>, expected: usize, endles
         Some(Ok(())) => {}
     }
     if endless && run.records.len() < expected || !endless && run.records.len() != expected {
-        return Err(format!("expected {expected} records, got {}", run.records.len()));
+        return Err(format!(
+            "expected {expected} records, got {}",
+            run.records.len()
+        ));
     }
     if let Some(i) = run.records.iter().position(|r| !r.ack.is_tracked()) {
-        return Err(format!("record {i} has no tracked ack: send records through SourceContext::send"));
+        return Err(format!(
+            "record {i} has no tracked ack: send records through SourceContext::send"
+        ));
     }
     Ok(run)
 }

@@ -11,7 +11,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use weir_core::config::{BatchOptions, StageOptions};
-use weir_core::{BuildContext, HumanDuration, PluginConfig, Record, Sink, SinkError, Source, SourceContext, SourceError};
+use weir_core::{
+    BuildContext, HumanDuration, PluginConfig, Record, Sink, SinkError, Source, SourceContext,
+    SourceError,
+};
 use weir_runner::Pipeline;
 use weir_sources::generator::TransactionGenerator;
 
@@ -28,7 +31,9 @@ struct Replay(Arc<Vec<Record>>);
 impl Source for Replay {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError> {
         for chunk in self.0.chunks(500) {
-            cx.send(chunk.to_vec()).await.map_err(|_| SourceError::Closed)?;
+            cx.send(chunk.to_vec())
+                .await
+                .map_err(|_| SourceError::Closed)?;
         }
         Ok(())
     }
@@ -57,11 +62,21 @@ fn corpus() -> Arc<Vec<Record>> {
 }
 
 fn opts() -> StageOptions {
-    StageOptions { batch: BatchOptions { max_records: 500, max_bytes: 8 << 20, max_wait: HumanDuration::from_millis(50) }, ..StageOptions::default() }
+    StageOptions {
+        batch: BatchOptions {
+            max_records: 500,
+            max_bytes: 8 << 20,
+            max_wait: HumanDuration::from_millis(50),
+        },
+        ..StageOptions::default()
+    }
 }
 
 fn cx() -> BuildContext {
-    BuildContext { pipeline: "bench".into(), component: "c".into() }
+    BuildContext {
+        pipeline: "bench".into(),
+        component: "c".into(),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -75,12 +90,24 @@ enum Shape {
 fn run_once(rt: &tokio::runtime::Runtime, records: &Arc<Vec<Record>>, shape: Shape) -> Duration {
     let mut b = Pipeline::builder("bench").source("replay", Replay(records.clone()));
     if shape != Shape::Passthrough {
-        let filter = weir_transforms::filter::FilterTransformConfig { patterns: vec![json!({"value": {"amount": [{"numeric": [">=", 0]}], "country": [{"anything-but": ["XX"]}]}})] };
+        let filter = weir_transforms::filter::FilterTransformConfig {
+            patterns: vec![
+                json!({"value": {"amount": [{"numeric": [">=", 0]}], "country": [{"anything-but": ["XX"]}]}}),
+            ],
+        };
         let mask: weir_transforms::fields::FieldsTransformConfig =
             serde_json::from_value(json!({"mask": ["value.card.number"], "keep_last": 4})).unwrap();
-        b = b.transform_with("filter", Arc::from(filter.build(&cx()).unwrap()), StageOptions::default());
+        b = b.transform_with(
+            "filter",
+            Arc::from(filter.build(&cx()).unwrap()),
+            StageOptions::default(),
+        );
         if shape != Shape::Filter {
-            b = b.transform_with("mask", Arc::from(mask.build(&cx()).unwrap()), StageOptions::default());
+            b = b.transform_with(
+                "mask",
+                Arc::from(mask.build(&cx()).unwrap()),
+                StageOptions::default(),
+            );
         }
         if shape == Shape::Full {
             b = b.sink_with("serialize", Arc::new(Serialize), opts());
@@ -99,9 +126,16 @@ fn run_once(rt: &tokio::runtime::Runtime, records: &Arc<Vec<Record>>, shape: Sha
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let records = corpus();
-    let avg = records.iter().map(|r| r.value.to_bytes().len()).sum::<usize>() / N;
+    let avg = records
+        .iter()
+        .map(|r| r.value.to_bytes().len())
+        .sum::<usize>()
+        / N;
     eprintln!("corpus: {N} records, {avg} bytes on average");
     let mut g = c.benchmark_group("pipeline_one_core");
     g.throughput(Throughput::Elements(N as u64));
@@ -113,7 +147,9 @@ fn bench(c: &mut Criterion) {
         ("parse_filter_mask_null", Shape::FilterMask),
         ("parse_filter_mask_serialize", Shape::Full),
     ] {
-        g.bench_function(name, |b| b.iter_custom(|iters| (0..iters).map(|_| run_once(&rt, &records, shape)).sum()));
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| run_once(&rt, &records, shape)).sum())
+        });
     }
     g.finish();
 }

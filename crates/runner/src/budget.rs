@@ -17,7 +17,10 @@ pub struct Budget {
 impl Budget {
     /// A budget.
     pub fn new(config: ErrorBudget) -> Self {
-        Budget { config, buckets: Mutex::new(Vec::new()) }
+        Budget {
+            config,
+            buckets: Mutex::new(Vec::new()),
+        }
     }
 
     /// Records outcomes; returns an explanation when the budget is exceeded.
@@ -33,8 +36,13 @@ impl Budget {
             }
             _ => b.push((now, total, failed)),
         }
-        let (n, f) = b.iter().fold((0, 0), |(n, f), (_, bn, bf)| (n + bn, f + bf));
-        if n >= self.config.min_records && n > 0 && (f as f64 / n as f64) > self.config.max_failed_ratio {
+        let (n, f) = b
+            .iter()
+            .fold((0, 0), |(n, f), (_, bn, bf)| (n + bn, f + bf));
+        if n >= self.config.min_records
+            && n > 0
+            && (f as f64 / n as f64) > self.config.max_failed_ratio
+        {
             return Some(format!(
                 "error budget exceeded: {f} of {n} records failed in the last {} (max_failed_ratio {})",
                 self.config.window, self.config.max_failed_ratio
@@ -51,11 +59,18 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn trips_past_the_ratio_and_forgets_old_failures() {
-        let b = Budget::new(ErrorBudget { max_failed_ratio: 0.5, window: HumanDuration::from_secs(10), min_records: 10 });
+        let b = Budget::new(ErrorBudget {
+            max_failed_ratio: 0.5,
+            window: HumanDuration::from_secs(10),
+            min_records: 10,
+        });
         assert!(b.record(4, 4).is_none(), "below min_records");
         assert!(b.record(10, 0).is_none(), "4 of 14");
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert!(b.record(10, 5).is_none(), "old records forgotten: 5 of 10 is not above 0.5");
+        assert!(
+            b.record(10, 5).is_none(),
+            "old records forgotten: 5 of 10 is not above 0.5"
+        );
         assert!(b.record(2, 2).unwrap().contains("7 of 12"));
     }
 }

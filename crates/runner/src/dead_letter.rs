@@ -82,12 +82,29 @@ mod tests {
     fn keeps_original_bytes_key_headers_and_adds_context() {
         let mut r = Record::from_bytes(&br#"{"a": 1}"#[..]);
         r.key = Some("k".into());
-        r.headers.push(Header { name: "mine".into(), value: Some("x".into()) });
-        r.meta.origin = Some(Origin { topic: "orders".into(), partition: 3, offset: 42 });
+        r.headers.push(Header {
+            name: "mine".into(),
+            value: Some("x".into()),
+        });
+        r.meta.origin = Some(Origin {
+            topic: "orders".into(),
+            partition: 3,
+            offset: 42,
+        });
         r.value.json_mut().unwrap()["a"] = json!(2);
-        let f = Failure { stage: "sink", component: "webhook".into(), class: "weir.sink.Fatal".into(), message: "400 bad".into(), attempts: 1 };
+        let f = Failure {
+            stage: "sink",
+            component: "webhook".into(),
+            class: "weir.sink.Fatal".into(),
+            message: "400 bad".into(),
+            attempts: 1,
+        };
         let d = dead_letter(r, "p1", &f);
-        assert_eq!(&d.value.to_bytes()[..], br#"{"a": 1}"#, "original bytes, not the modified value");
+        assert_eq!(
+            &d.value.to_bytes()[..],
+            br#"{"a": 1}"#,
+            "original bytes, not the modified value"
+        );
         assert_eq!(d.key.as_deref(), Some(&b"k"[..]));
         assert_eq!(d.header("mine"), Some(&b"x"[..]));
         assert_eq!(d.header(headers::TOPIC), Some(&b"orders"[..]));

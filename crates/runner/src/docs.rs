@@ -2,9 +2,9 @@
 //! docs/reference.md, and the JSON Schema of the pipeline format (`weir schema`).
 
 use serde_json::{Map, Value as Json, json};
+use weir_core::Registry;
 use weir_core::config::{BatchOptions, ErrorBudget, OnError, PipelineSettings, RetryOptions};
 use weir_core::registry::{PluginEntry, PluginKind};
-use weir_core::Registry;
 
 /// One documented option.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,20 +34,42 @@ fn resolve<'a>(v: &'a Json, root: &'a Json) -> &'a Json {
 fn type_label(v: &Json, root: &Json) -> String {
     let v = resolve(v, root);
     if let Some(e) = v.get("enum").and_then(Json::as_array) {
-        return e.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned)).collect::<Vec<_>>().join(" | ");
+        return e
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(" | ");
     }
-    if let Some(alts) = v.get("oneOf").or_else(|| v.get("anyOf")).and_then(Json::as_array) {
-        let parts: Vec<String> = alts.iter().map(|a| type_label(a, root)).filter(|t| t != "null").collect();
+    if let Some(alts) = v
+        .get("oneOf")
+        .or_else(|| v.get("anyOf"))
+        .and_then(Json::as_array)
+    {
+        let parts: Vec<String> = alts
+            .iter()
+            .map(|a| type_label(a, root))
+            .filter(|t| t != "null")
+            .collect();
         return parts.join(" | ");
     }
-    if v.get("title").and_then(Json::as_str) == Some("Duration") || v.get("pattern").is_some() && v.get("type") == Some(&json!("string")) {
+    if v.get("title").and_then(Json::as_str) == Some("Duration")
+        || v.get("pattern").is_some() && v.get("type") == Some(&json!("string"))
+    {
         return "duration".into();
     }
     match v.get("type") {
-        Some(Json::String(t)) if t == "array" => format!("list of {}", v.get("items").map_or("any".into(), |i| type_label(i, root))),
+        Some(Json::String(t)) if t == "array" => format!(
+            "list of {}",
+            v.get("items").map_or("any".into(), |i| type_label(i, root))
+        ),
         Some(Json::String(t)) if t == "object" && v.get("properties").is_none() => "map".into(),
         Some(Json::String(t)) => t.clone(),
-        Some(Json::Array(ts)) => ts.iter().filter_map(Json::as_str).filter(|t| *t != "null").collect::<Vec<_>>().join(" | "),
+        Some(Json::Array(ts)) => ts
+            .iter()
+            .filter_map(Json::as_str)
+            .filter(|t| *t != "null")
+            .collect::<Vec<_>>()
+            .join(" | "),
         _ => "any".into(),
     }
 }
@@ -56,8 +78,16 @@ fn type_label(v: &Json, root: &Json) -> String {
 pub fn options(entry: &PluginEntry) -> (String, Vec<OptionDoc>) {
     let schema = (entry.schema)();
     let root = schema.as_value();
-    let description = root.get("description").and_then(Json::as_str).unwrap_or("").to_owned();
-    let required: Vec<&str> = root.get("required").and_then(Json::as_array).map(|r| r.iter().filter_map(Json::as_str).collect()).unwrap_or_default();
+    let description = root
+        .get("description")
+        .and_then(Json::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let required: Vec<&str> = root
+        .get("required")
+        .and_then(Json::as_array)
+        .map(|r| r.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
     let mut out = Vec::new();
     if let Some(props) = root.get("properties").and_then(Json::as_object) {
         for (name, p) in props {
@@ -66,7 +96,11 @@ pub fn options(entry: &PluginEntry) -> (String, Vec<OptionDoc>) {
                 ty: type_label(p, root),
                 required: required.contains(&name.as_str()),
                 default: p.get("default").map(|d| d.to_string()),
-                description: p.get("description").and_then(Json::as_str).unwrap_or("").replace('\n', " "),
+                description: p
+                    .get("description")
+                    .and_then(Json::as_str)
+                    .unwrap_or("")
+                    .replace('\n', " "),
             });
         }
     }
@@ -76,13 +110,26 @@ pub fn options(entry: &PluginEntry) -> (String, Vec<OptionDoc>) {
 /// `weir plugins <type>` text.
 pub fn plugin_text(entry: &PluginEntry) -> String {
     let (description, opts) = options(entry);
-    let mut s = format!("{} `{}`: {}\n\n{}\n\nOptions:\n", entry.kind.noun(), entry.type_name, entry.summary, description.trim());
+    let mut s = format!(
+        "{} `{}`: {}\n\n{}\n\nOptions:\n",
+        entry.kind.noun(),
+        entry.type_name,
+        entry.summary,
+        description.trim()
+    );
     if opts.is_empty() {
         s.push_str("  (none)\n");
     }
     for o in &opts {
-        let req = if o.required { "required".to_owned() } else { format!("default {}", o.default.as_deref().unwrap_or("none")) };
-        s.push_str(&format!("  {} ({}, {})\n      {}\n", o.name, o.ty, req, o.description));
+        let req = if o.required {
+            "required".to_owned()
+        } else {
+            format!("default {}", o.default.as_deref().unwrap_or("none"))
+        };
+        s.push_str(&format!(
+            "  {} ({}, {})\n      {}\n",
+            o.name, o.ty, req, o.description
+        ));
     }
     s.push_str(&format!("\nExample:\n{}", indent(entry.example, "  ")));
     s
@@ -108,12 +155,29 @@ pub fn reference_markdown(registry: &Registry) -> String {
         s.push_str(&format!("## {}s\n\n", capitalize(kind.noun())));
         for e in registry.entries().filter(|e| e.kind == kind) {
             let (description, opts) = options(e);
-            s.push_str(&format!("### `{}`\n\n{}\n\n{}\n\n", e.type_name, e.summary, description.trim()));
+            s.push_str(&format!(
+                "### `{}`\n\n{}\n\n{}\n\n",
+                e.type_name,
+                e.summary,
+                description.trim()
+            ));
             if !opts.is_empty() {
                 s.push_str("| option | type | default | description |\n|---|---|---|---|\n");
                 for o in &opts {
-                    let d = if o.required { "**required**".to_owned() } else { o.default.as_deref().map_or("none".into(), |d| format!("`{d}`")) };
-                    s.push_str(&format!("| `{}` | {} | {} | {} |\n", o.name, o.ty.replace('|', "\\|"), d, o.description.replace('|', "\\|")));
+                    let d = if o.required {
+                        "**required**".to_owned()
+                    } else {
+                        o.default
+                            .as_deref()
+                            .map_or("none".into(), |d| format!("`{d}`"))
+                    };
+                    s.push_str(&format!(
+                        "| `{}` | {} | {} | {} |\n",
+                        o.name,
+                        o.ty.replace('|', "\\|"),
+                        d,
+                        o.description.replace('|', "\\|")
+                    ));
                 }
                 s.push('\n');
             }
@@ -125,11 +189,15 @@ pub fn reference_markdown(registry: &Registry) -> String {
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 fn schema_of<T: schemars::JsonSchema>() -> Json {
-    schemars::SchemaGenerator::default().into_root_schema_for::<T>().to_value()
+    schemars::SchemaGenerator::default()
+        .into_root_schema_for::<T>()
+        .to_value()
 }
 
 /// The JSON Schema of the pipeline file format, with each plugin's options, for editors.
@@ -141,18 +209,33 @@ pub fn pipeline_schema(registry: &Registry) -> Json {
             .filter(|e| e.kind == kind)
             .map(|e| {
                 let mut s = (e.schema)().to_value();
-                if let Some(d) = s.as_object_mut().and_then(|o| o.remove("$defs")).and_then(|d| d.as_object().cloned()) {
+                if let Some(d) = s
+                    .as_object_mut()
+                    .and_then(|o| o.remove("$defs"))
+                    .and_then(|d| d.as_object().cloned())
+                {
                     defs.extend(d);
                 }
                 let o = s.as_object_mut().expect("object schema");
                 o.remove("$schema");
                 o.remove("additionalProperties");
-                let props = o.entry("properties").or_insert_with(|| json!({})).as_object_mut().expect("properties");
-                props.insert("type".into(), json!({"const": e.type_name, "description": e.summary}));
+                let props = o
+                    .entry("properties")
+                    .or_insert_with(|| json!({}))
+                    .as_object_mut()
+                    .expect("properties");
+                props.insert(
+                    "type".into(),
+                    json!({"const": e.type_name, "description": e.summary}),
+                );
                 for (k, v) in runner {
                     props.insert((*k).into(), v.clone());
                 }
-                let req = o.entry("required").or_insert_with(|| json!([])).as_array_mut().expect("required");
+                let req = o
+                    .entry("required")
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                    .expect("required");
                 req.push(json!("type"));
                 s
             })
@@ -163,7 +246,14 @@ pub fn pipeline_schema(registry: &Registry) -> Json {
     let on_error = schema_of::<OnError>();
     let retry = schema_of::<RetryOptions>();
     let batch = schema_of::<BatchOptions>();
-    let transform = component(PluginKind::Transform, &[("name", name.clone()), ("on_error", on_error.clone()), ("retry", retry.clone())]);
+    let transform = component(
+        PluginKind::Transform,
+        &[
+            ("name", name.clone()),
+            ("on_error", on_error.clone()),
+            ("retry", retry.clone()),
+        ],
+    );
     let source = component(PluginKind::Source, &[("name", name.clone())]);
     let sink = component(
         PluginKind::Sink,
@@ -173,7 +263,10 @@ pub fn pipeline_schema(registry: &Registry) -> Json {
             ("retry", retry),
             ("batch", batch),
             ("max_in_flight", json!({"type": "integer", "minimum": 1})),
-            ("transforms", json!({"type": "array", "items": {"$ref": "#/$defs/Transform"}})),
+            (
+                "transforms",
+                json!({"type": "array", "items": {"$ref": "#/$defs/Transform"}}),
+            ),
         ],
     );
     defs.insert("Transform".into(), transform);

@@ -66,8 +66,11 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 
 fn init_logging(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -95,7 +98,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 match Runtime::from_path(&path, &registry) {
                     Ok(rt) => {
                         let names = rt.pipeline_names();
-                        eprintln!("ok: {} ({} pipeline{}: {})", path.display(), names.len(), if names.len() == 1 { "" } else { "s" }, names.join(", "));
+                        eprintln!(
+                            "ok: {} ({} pipeline{}: {})",
+                            path.display(),
+                            names.len(),
+                            if names.len() == 1 { "" } else { "s" },
+                            names.join(", ")
+                        );
                     }
                     Err(e) => {
                         eprintln!("{e}");
@@ -103,7 +112,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(if failed { ExitCode::from(EXIT_CONFIG) } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Run { path } => {
             let rt = match Runtime::from_path(&path, &registry) {
@@ -113,7 +126,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_CONFIG));
                 }
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
             runtime.block_on(run(rt))
         }
         Command::Plugins { name: None } => {
@@ -130,8 +146,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let found: Vec<_> = registry.entries().filter(|e| e.type_name == name).collect();
             if found.is_empty() {
                 let names: Vec<&str> = registry.entries().map(|e| e.type_name).collect();
-                let hint = weir_core::config::did_you_mean(&name, names.iter().copied()).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
-                eprintln!("error: no plugin `{name}`{hint} (known: {})", names.join(", "));
+                let hint = weir_core::config::did_you_mean(&name, names.iter().copied())
+                    .map(|s| format!(", did you mean `{s}`?"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "error: no plugin `{name}`{hint} (known: {})",
+                    names.join(", ")
+                );
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
             for (i, e) in found.iter().enumerate() {
@@ -143,7 +164,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&docs::pipeline_schema(&registry))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&docs::pipeline_schema(&registry))?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Docs { what } => match what.as_str() {
@@ -163,7 +187,9 @@ async fn run(rt: Runtime) -> anyhow::Result<ExitCode> {
     let signals = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("stopping: no new records are read; in-flight records are delivered and acknowledged (signal again to exit at once)");
+        tracing::info!(
+            "stopping: no new records are read; in-flight records are delivered and acknowledged (signal again to exit at once)"
+        );
         signals.cancel();
         wait_for_signal().await;
         tracing::warn!("second signal: exiting now; unacknowledged records will be replayed");

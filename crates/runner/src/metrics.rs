@@ -63,9 +63,19 @@ pub struct MetricsRegistry {
 
 impl MetricsRegistry {
     /// Registers a component and returns its handle (once, at build time).
-    pub fn component(&self, pipeline: &str, component: &str, kind: &'static str) -> Arc<ComponentMetrics> {
+    pub fn component(
+        &self,
+        pipeline: &str,
+        component: &str,
+        kind: &'static str,
+    ) -> Arc<ComponentMetrics> {
         let m = Arc::new(ComponentMetrics::default());
-        self.inner.lock().expect("metrics lock").push((pipeline.into(), component.into(), kind, m.clone()));
+        self.inner.lock().expect("metrics lock").push((
+            pipeline.into(),
+            component.into(),
+            kind,
+            m.clone(),
+        ));
         m
     }
 

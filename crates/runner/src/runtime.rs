@@ -4,7 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use weir_core::config::{ConfigErrors, OnError, PipelineSpec, load_path_partial, load_str_partial, process_env};
+use weir_core::config::{
+    ConfigErrors, OnError, PipelineSpec, load_path_partial, load_str_partial, process_env,
+};
 use weir_core::registry::Built;
 use weir_core::{ConfigError, Registry};
 
@@ -40,7 +42,13 @@ pub struct Runtime {
     metrics: MetricsRegistry,
 }
 
-fn build_transform(spec: &weir_core::config::ComponentSpec, p: &PipelineSpec, registry: &Registry, metrics: &MetricsRegistry, errors: &mut Vec<ConfigError>) -> Option<TransformStage> {
+fn build_transform(
+    spec: &weir_core::config::ComponentSpec,
+    p: &PipelineSpec,
+    registry: &Registry,
+    metrics: &MetricsRegistry,
+    errors: &mut Vec<ConfigError>,
+) -> Option<TransformStage> {
     match registry.build(spec, &p.file, &p.name) {
         Ok(Built::Transform(t)) => Some(TransformStage {
             name: Arc::from(spec.name.as_str()),
@@ -57,17 +65,36 @@ fn build_transform(spec: &weir_core::config::ComponentSpec, p: &PipelineSpec, re
     }
 }
 
-fn build_sink(spec: &weir_core::config::ComponentSpec, p: &PipelineSpec, registry: &Registry, metrics: &MetricsRegistry, kind: &'static str, errors: &mut Vec<ConfigError>) -> Option<SinkStage> {
-    let transforms: Vec<TransformStage> = spec.transforms.iter().filter_map(|t| build_transform(t, p, registry, metrics, errors)).collect();
+fn build_sink(
+    spec: &weir_core::config::ComponentSpec,
+    p: &PipelineSpec,
+    registry: &Registry,
+    metrics: &MetricsRegistry,
+    kind: &'static str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SinkStage> {
+    let transforms: Vec<TransformStage> = spec
+        .transforms
+        .iter()
+        .filter_map(|t| build_transform(t, p, registry, metrics, errors))
+        .collect();
     if spec.options.on_error == Some(OnError::Dlq) && p.dlq.is_none() {
-        errors.push(p.file.error(spec.location, format!("{}.on_error", spec.path), "`on_error: dlq` needs a pipeline `dlq:` sink"));
+        errors.push(p.file.error(
+            spec.location,
+            format!("{}.on_error", spec.path),
+            "`on_error: dlq` needs a pipeline `dlq:` sink",
+        ));
     }
     match registry.build(spec, &p.file, &p.name) {
         Ok(Built::Sink(s)) => Some(SinkStage {
             name: Arc::from(spec.name.as_str()),
             sink: s,
             options: spec.options.clone(),
-            on_error: if kind == "dlq" { OnError::Stop } else { p.on_error(spec) },
+            on_error: if kind == "dlq" {
+                OnError::Stop
+            } else {
+                p.on_error(spec)
+            },
             transforms,
             metrics: metrics.component(&p.name, &spec.name, kind),
         }),
@@ -80,11 +107,20 @@ fn build_sink(spec: &weir_core::config::ComponentSpec, p: &PipelineSpec, registr
 }
 
 /// Builds every component of every pipeline, collecting all errors. Nothing connects.
-pub fn build(specs: Vec<PipelineSpec>, registry: &Registry, metrics: &MetricsRegistry) -> Result<Vec<Pipeline>, ConfigErrors> {
+pub fn build(
+    specs: Vec<PipelineSpec>,
+    registry: &Registry,
+    metrics: &MetricsRegistry,
+) -> Result<Vec<Pipeline>, ConfigErrors> {
     build_with(specs, Vec::new(), registry, metrics)
 }
 
-fn build_with(specs: Vec<PipelineSpec>, mut errors: Vec<ConfigError>, registry: &Registry, metrics: &MetricsRegistry) -> Result<Vec<Pipeline>, ConfigErrors> {
+fn build_with(
+    specs: Vec<PipelineSpec>,
+    mut errors: Vec<ConfigError>,
+    registry: &Registry,
+    metrics: &MetricsRegistry,
+) -> Result<Vec<Pipeline>, ConfigErrors> {
     let mut out = Vec::new();
     for p in &specs {
         let before = errors.len();
@@ -98,12 +134,27 @@ fn build_with(specs: Vec<PipelineSpec>, mut errors: Vec<ConfigError>, registry: 
         };
         for t in &p.transforms {
             if t.options.on_error == Some(OnError::Dlq) && p.dlq.is_none() {
-                errors.push(p.file.error(t.location, format!("{}.on_error", t.path), "`on_error: dlq` needs a pipeline `dlq:` sink"));
+                errors.push(p.file.error(
+                    t.location,
+                    format!("{}.on_error", t.path),
+                    "`on_error: dlq` needs a pipeline `dlq:` sink",
+                ));
             }
         }
-        let transforms: Vec<_> = p.transforms.iter().filter_map(|t| build_transform(t, p, registry, metrics, &mut errors)).collect();
-        let sinks: Vec<_> = p.sinks.iter().filter_map(|s| build_sink(s, p, registry, metrics, "sink", &mut errors)).collect();
-        let dlq = p.dlq.as_ref().and_then(|d| build_sink(d, p, registry, metrics, "dlq", &mut errors));
+        let transforms: Vec<_> = p
+            .transforms
+            .iter()
+            .filter_map(|t| build_transform(t, p, registry, metrics, &mut errors))
+            .collect();
+        let sinks: Vec<_> = p
+            .sinks
+            .iter()
+            .filter_map(|s| build_sink(s, p, registry, metrics, "sink", &mut errors))
+            .collect();
+        let dlq = p
+            .dlq
+            .as_ref()
+            .and_then(|d| build_sink(d, p, registry, metrics, "dlq", &mut errors));
         if errors.len() > before {
             continue;
         }
@@ -119,7 +170,11 @@ fn build_with(specs: Vec<PipelineSpec>, mut errors: Vec<ConfigError>, registry: 
             settings: p.settings,
         });
     }
-    if errors.is_empty() { Ok(out) } else { Err(ConfigErrors(errors)) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 impl Runtime {
@@ -127,14 +182,24 @@ impl Runtime {
     pub fn from_path(path: &Path, registry: &Registry) -> Result<Self, ConfigErrors> {
         let metrics = MetricsRegistry::default();
         let (specs, errors) = load_path_partial(path, &process_env);
-        Ok(Runtime { pipelines: build_with(specs, errors, registry, &metrics)?, metrics })
+        Ok(Runtime {
+            pipelines: build_with(specs, errors, registry, &metrics)?,
+            metrics,
+        })
     }
 
     /// Loads and builds pipelines from YAML text.
-    pub fn from_yaml_str(name: &str, yaml: &str, registry: &Registry) -> Result<Self, ConfigErrors> {
+    pub fn from_yaml_str(
+        name: &str,
+        yaml: &str,
+        registry: &Registry,
+    ) -> Result<Self, ConfigErrors> {
         let metrics = MetricsRegistry::default();
         let (specs, errors) = load_str_partial(name, yaml, &process_env);
-        Ok(Runtime { pipelines: build_with(specs, errors, registry, &metrics)?, metrics })
+        Ok(Runtime {
+            pipelines: build_with(specs, errors, registry, &metrics)?,
+            metrics,
+        })
     }
 
     /// Pipelines built in code.
@@ -171,9 +236,16 @@ impl Runtime {
             match r {
                 Ok(Ok(())) => {}
                 Ok(Err(f)) => failures.push(f),
-                Err(e) => failures.push(PipelineFailed { pipeline: "?".into(), reason: format!("pipeline task crashed: {e}") }),
+                Err(e) => failures.push(PipelineFailed {
+                    pipeline: "?".into(),
+                    reason: format!("pipeline task crashed: {e}"),
+                }),
             }
         }
-        if failures.is_empty() { Ok(()) } else { Err(RunError::Failed(failures)) }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(RunError::Failed(failures))
+        }
     }
 }

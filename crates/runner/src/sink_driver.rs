@@ -37,10 +37,22 @@ struct WriteResult {
 }
 
 fn sink_failure(component: &str, class: &str, message: String, attempts: u32) -> Failure {
-    Failure { stage: "sink", component: component.to_owned(), class: format!("weir.sink.{class}"), message, attempts }
+    Failure {
+        stage: "sink",
+        component: component.to_owned(),
+        class: format!("weir.sink.{class}"),
+        message,
+        attempts,
+    }
 }
 
-async fn write_with_retry(sink: Arc<dyn Sink>, name: Arc<str>, opts: StageOptions, metrics: Arc<ComponentMetrics>, mut records: Vec<Record>) -> WriteResult {
+async fn write_with_retry(
+    sink: Arc<dyn Sink>,
+    name: Arc<str>,
+    opts: StageOptions,
+    metrics: Arc<ComponentMetrics>,
+    mut records: Vec<Record>,
+) -> WriteResult {
     let mut attempts = 1u32;
     let mut failed = Vec::new();
     let mut delivered = 0u64;
@@ -52,12 +64,27 @@ async fn write_with_retry(sink: Arc<dyn Sink>, name: Arc<str>, opts: StageOption
                 delivered += records.len() as u64;
                 bytes += size;
                 // Dropping the records now reports them delivered.
-                return WriteResult { delivered, bytes, failed };
+                return WriteResult {
+                    delivered,
+                    bytes,
+                    failed,
+                };
             }
-            Err(SinkError::Retriable { message, retry_after }) => (std::mem::take(&mut records), retry_after, message),
+            Err(SinkError::Retriable {
+                message,
+                retry_after,
+            }) => (std::mem::take(&mut records), retry_after, message),
             Err(SinkError::Fatal(message)) => {
-                failed.extend(records.into_iter().map(|r| (r, sink_failure(&name, "Fatal", message.clone(), attempts))));
-                return WriteResult { delivered, bytes, failed };
+                failed.extend(
+                    records
+                        .into_iter()
+                        .map(|r| (r, sink_failure(&name, "Fatal", message.clone(), attempts))),
+                );
+                return WriteResult {
+                    delivered,
+                    bytes,
+                    failed,
+                };
             }
             Err(SinkError::Partial(outcomes)) if outcomes.len() == records.len() => {
                 let mut retry = Vec::new();
@@ -72,23 +99,42 @@ async fn write_with_retry(sink: Arc<dyn Sink>, name: Arc<str>, opts: StageOption
                             msg = m;
                             retry.push(r);
                         }
-                        RecordOutcome::Fatal(m) => failed.push((r, sink_failure(&name, "Fatal", m, attempts))),
+                        RecordOutcome::Fatal(m) => {
+                            failed.push((r, sink_failure(&name, "Fatal", m, attempts)))
+                        }
                     }
                 }
                 (retry, None, msg)
             }
             Err(SinkError::Partial(outcomes)) => {
-                let message = format!("sink bug: {} outcomes for {} records", outcomes.len(), records.len());
+                let message = format!(
+                    "sink bug: {} outcomes for {} records",
+                    outcomes.len(),
+                    records.len()
+                );
                 (std::mem::take(&mut records), None, message)
             }
             Err(other) => (std::mem::take(&mut records), None, other.to_string()),
         };
         if retry.is_empty() {
-            return WriteResult { delivered, bytes, failed };
+            return WriteResult {
+                delivered,
+                bytes,
+                failed,
+            };
         }
         if !may_retry(&opts.retry, attempts) {
-            failed.extend(retry.into_iter().map(|r| (r, sink_failure(&name, "RetriesExhausted", last_message.clone(), attempts))));
-            return WriteResult { delivered, bytes, failed };
+            failed.extend(retry.into_iter().map(|r| {
+                (
+                    r,
+                    sink_failure(&name, "RetriesExhausted", last_message.clone(), attempts),
+                )
+            }));
+            return WriteResult {
+                delivered,
+                bytes,
+                failed,
+            };
         }
         let delay = backoff(&opts.retry, attempts, retry_after);
         tracing::warn!(component = %name, attempt = attempts, "write failed, retrying in {delay:?}: {last_message}");
@@ -116,7 +162,12 @@ fn cut(pending: &mut Vec<Record>, opts: &StageOptions) -> Vec<Record> {
 
 /// Runs the sink until its input closes and every write finished. For the DLQ sink, `route` is
 /// `None`: a record the DLQ cannot take fails the pipeline and stays uncommitted.
-pub async fn run_sink(stage: SinkStage, mut rx: mpsc::Receiver<Batch>, route: FailureRoute, is_dlq: bool) {
+pub async fn run_sink(
+    stage: SinkStage,
+    mut rx: mpsc::Receiver<Batch>,
+    route: FailureRoute,
+    is_dlq: bool,
+) {
     let opts = stage.options;
     let max_wait = std::time::Duration::from(opts.batch.max_wait);
     let mut pending: Vec<Record> = Vec::new();
@@ -128,12 +179,21 @@ pub async fn run_sink(stage: SinkStage, mut rx: mpsc::Receiver<Batch>, route: Fa
         let due = first_at.is_some_and(|t| t + max_wait <= Instant::now());
         while inflight.len() < opts.max_in_flight
             && !pending.is_empty()
-            && (closed || due || pending.len() >= opts.batch.max_records || pending_bytes >= opts.batch.max_bytes)
+            && (closed
+                || due
+                || pending.len() >= opts.batch.max_records
+                || pending_bytes >= opts.batch.max_bytes)
         {
             let batch = cut(&mut pending, &opts);
             pending_bytes = pending.iter().map(Record::approx_size).sum();
             first_at = (!pending.is_empty()).then(Instant::now);
-            inflight.spawn(write_with_retry(stage.sink.clone(), stage.name.clone(), opts, stage.metrics.clone(), batch));
+            inflight.spawn(write_with_retry(
+                stage.sink.clone(),
+                stage.name.clone(),
+                opts,
+                stage.metrics.clone(),
+                batch,
+            ));
         }
         if closed && pending.is_empty() && inflight.is_empty() {
             break;

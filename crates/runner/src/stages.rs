@@ -26,7 +26,12 @@ pub struct Shared {
 impl Shared {
     /// Shared state.
     pub fn new(pipeline: Arc<str>, stop: CancellationToken, budget: Option<Budget>) -> Self {
-        Shared { pipeline, stop, failure: Mutex::new(None), budget }
+        Shared {
+            pipeline,
+            stop,
+            failure: Mutex::new(None),
+            budget,
+        }
     }
 
     /// Fails the pipeline (the first reason wins) and starts a graceful stop.
@@ -88,14 +93,22 @@ pub fn fail_records(records: &[Record]) {
 
 impl FailureRoute {
     /// Applies a stage's `on_error` to failed records. Returns the records to keep (`keep`).
-    pub async fn route(&self, on_error: OnError, metrics: &ComponentMetrics, failed: Vec<(Record, Failure)>) -> Vec<Record> {
+    pub async fn route(
+        &self,
+        on_error: OnError,
+        metrics: &ComponentMetrics,
+        failed: Vec<(Record, Failure)>,
+    ) -> Vec<Record> {
         if failed.is_empty() {
             return Vec::new();
         }
         let n = failed.len() as u64;
         ComponentMetrics::add(&metrics.errors, n);
         let first = &failed[0].1;
-        let summary = format!("{} record(s) failed at {} `{}` after {} attempt(s): {}", n, first.stage, first.component, first.attempts, first.message);
+        let summary = format!(
+            "{} record(s) failed at {} `{}` after {} attempt(s): {}",
+            n, first.stage, first.component, first.attempts, first.message
+        );
         match on_error {
             OnError::Keep => {
                 tracing::warn!(pipeline = %self.shared.pipeline, "{summary}; passing them on unchanged (on_error: keep)");
@@ -116,16 +129,22 @@ impl FailureRoute {
                 let Some(tx) = &self.dlq else {
                     let records: Vec<Record> = failed.into_iter().map(|(r, _)| r).collect();
                     fail_records(&records);
-                    self.shared.fail(format!("{summary}; on_error is dlq but the pipeline has no dlq"));
+                    self.shared.fail(format!(
+                        "{summary}; on_error is dlq but the pipeline has no dlq"
+                    ));
                     return Vec::new();
                 };
                 tracing::warn!(pipeline = %self.shared.pipeline, "{summary}; sent to the dead-letter queue");
                 ComponentMetrics::add(&metrics.dead_lettered_records, n);
-                let letters: Vec<Record> = failed.iter().map(|(r, f)| dead_letter(r.clone(), &self.shared.pipeline, f)).collect();
+                let letters: Vec<Record> = failed
+                    .iter()
+                    .map(|(r, f)| dead_letter(r.clone(), &self.shared.pipeline, f))
+                    .collect();
                 drop(failed);
                 if let Err(mpsc::error::SendError(batch)) = tx.send(Batch::new(letters)).await {
                     fail_records(&batch.records);
-                    self.shared.fail("the dead-letter queue stopped accepting records");
+                    self.shared
+                        .fail("the dead-letter queue stopped accepting records");
                 }
                 Vec::new()
             }
@@ -137,13 +156,21 @@ fn failure(stage: &'static str, component: &str, e: &TransformError, attempts: u
     Failure {
         stage,
         component: component.to_owned(),
-        class: if e.is_retriable() { "weir.transform.RetriesExhausted" } else { "weir.transform.Fatal" }.into(),
+        class: if e.is_retriable() {
+            "weir.transform.RetriesExhausted"
+        } else {
+            "weir.transform.Fatal"
+        }
+        .into(),
         message: e.message().to_owned(),
         attempts,
     }
 }
 
-async fn apply_one(stage: &TransformStage, record: &mut Record) -> Result<Flow, (TransformError, u32)> {
+async fn apply_one(
+    stage: &TransformStage,
+    record: &mut Record,
+) -> Result<Flow, (TransformError, u32)> {
     let mut attempts = 1;
     loop {
         match stage.transform.apply(record) {
@@ -158,7 +185,13 @@ async fn apply_one(stage: &TransformStage, record: &mut Record) -> Result<Flow, 
     }
 }
 
-async fn apply_batched(stage: &TransformStage, mut records: Vec<Record>, out: &mut Vec<Record>, failed: &mut Vec<(Record, Failure)>, discarded: &mut u64) {
+async fn apply_batched(
+    stage: &TransformStage,
+    mut records: Vec<Record>,
+    out: &mut Vec<Record>,
+    failed: &mut Vec<(Record, Failure)>,
+    discarded: &mut u64,
+) {
     let mut attempts = 1;
     loop {
         let results = stage.transform.apply_batch(&mut records).await;
@@ -169,7 +202,9 @@ async fn apply_batched(stage: &TransformStage, mut records: Vec<Record>, out: &m
                 Ok(Flow::Drop) => *discarded += 1,
                 // The split records share the original's ack.
                 Ok(Flow::Split(v)) => out.extend(v),
-                Err(e) if e.is_retriable() && may_retry(&stage.options.retry, attempts) => retry.push(rec),
+                Err(e) if e.is_retriable() && may_retry(&stage.options.retry, attempts) => {
+                    retry.push(rec)
+                }
                 Err(e) => failed.push((rec, failure("transform", &stage.name, &e, attempts))),
             }
         }
@@ -184,7 +219,11 @@ async fn apply_batched(stage: &TransformStage, mut records: Vec<Record>, out: &m
 }
 
 /// Runs records through the stages in order; failed records follow each stage's `on_error`.
-pub async fn apply_stages(stages: &[TransformStage], mut records: Vec<Record>, route: &FailureRoute) -> Vec<Record> {
+pub async fn apply_stages(
+    stages: &[TransformStage],
+    mut records: Vec<Record>,
+    route: &FailureRoute,
+) -> Vec<Record> {
     for stage in stages {
         let n = records.len() as u64;
         if n == 0 {
@@ -202,7 +241,9 @@ pub async fn apply_stages(stages: &[TransformStage], mut records: Vec<Record>, r
                     Ok(Flow::Keep) => out.push(rec),
                     Ok(Flow::Drop) => discarded += 1,
                     Ok(Flow::Split(v)) => out.extend(v),
-                    Err((e, attempts)) => failed.push((rec, failure("transform", &stage.name, &e, attempts))),
+                    Err((e, attempts)) => {
+                        failed.push((rec, failure("transform", &stage.name, &e, attempts)))
+                    }
                 }
             }
         }

@@ -41,7 +41,11 @@ pub struct PipelineFailed {
 impl Pipeline {
     /// Starts building a pipeline in code.
     pub fn builder(name: &str) -> PipelineBuilder {
-        PipelineBuilder { name: Arc::from(name), metrics: MetricsRegistry::default(), ..Default::default() }
+        PipelineBuilder {
+            name: Arc::from(name),
+            metrics: MetricsRegistry::default(),
+            ..Default::default()
+        }
     }
 
     /// The pipeline's name.
@@ -52,21 +56,44 @@ impl Pipeline {
     /// Runs until the source ends and everything is delivered, or until `shutdown` is cancelled
     /// and in-flight work drains (bounded by `settings.shutdown_timeout`).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), PipelineFailed> {
-        let Pipeline { name, source, source_name, source_metrics, transforms, sinks, dlq, budget, settings } = self;
+        let Pipeline {
+            name,
+            source,
+            source_name,
+            source_metrics,
+            transforms,
+            sinks,
+            dlq,
+            budget,
+            settings,
+        } = self;
         let stop = shutdown.child_token();
-        let shared = Arc::new(Shared::new(name.clone(), stop.clone(), budget.map(Budget::new)));
+        let shared = Arc::new(Shared::new(
+            name.clone(),
+            stop.clone(),
+            budget.map(Budget::new),
+        ));
         let cap = settings.buffer_batches;
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
 
         let (dlq_tx, dlq_task) = match dlq {
             Some(stage) => {
                 let (tx, rx) = mpsc::channel::<Batch>(cap);
-                let route = FailureRoute { dlq: None, shared: shared.clone() };
-                (Some(tx), Some(tokio::spawn(run_sink(stage, rx, route, true))))
+                let route = FailureRoute {
+                    dlq: None,
+                    shared: shared.clone(),
+                };
+                (
+                    Some(tx),
+                    Some(tokio::spawn(run_sink(stage, rx, route, true))),
+                )
             }
             None => (None, None),
         };
-        let route = FailureRoute { dlq: dlq_tx.clone(), shared: shared.clone() };
+        let route = FailureRoute {
+            dlq: dlq_tx.clone(),
+            shared: shared.clone(),
+        };
         drop(dlq_tx);
 
         let mut sink_txs = Vec::with_capacity(sinks.len());
@@ -77,9 +104,18 @@ impl Pipeline {
         }
 
         let (src_tx, src_rx) = mpsc::channel::<Batch>(cap);
-        tasks.push(tokio::spawn(transform_task(src_rx, transforms, sink_txs, route, source_metrics)));
+        tasks.push(tokio::spawn(transform_task(
+            src_rx,
+            transforms,
+            sink_txs,
+            route,
+            source_metrics,
+        )));
 
-        let id = ComponentId { pipeline: name.clone(), component: source_name.clone() };
+        let id = ComponentId {
+            pipeline: name.clone(),
+            component: source_name.clone(),
+        };
         let (cx, acker) = SourceContext::new(id, src_tx, stop.clone());
         let source_shared = shared.clone();
         let source_task = tokio::spawn(async move {
@@ -118,10 +154,16 @@ impl Pipeline {
                 "shutdown did not finish within {}; in-flight records were abandoned uncommitted and will be replayed",
                 settings.shutdown_timeout
             ));
-            return Err(PipelineFailed { pipeline: name.to_string(), reason: shared.failure().unwrap_or_default() });
+            return Err(PipelineFailed {
+                pipeline: name.to_string(),
+                reason: shared.failure().unwrap_or_default(),
+            });
         }
         match shared.failure() {
-            Some(reason) => Err(PipelineFailed { pipeline: name.to_string(), reason }),
+            Some(reason) => Err(PipelineFailed {
+                pipeline: name.to_string(),
+                reason,
+            }),
             None => Ok(()),
         }
     }
@@ -142,7 +184,11 @@ async fn transform_task(
         }
         let last = sink_txs.len() - 1;
         for (i, tx) in sink_txs.iter().enumerate() {
-            let batch = if i == last { Batch::new(std::mem::take(&mut records)) } else { Batch::new(records.clone()) };
+            let batch = if i == last {
+                Batch::new(std::mem::take(&mut records))
+            } else {
+                Batch::new(records.clone())
+            };
             if let Err(mpsc::error::SendError(b)) = tx.send(batch).await {
                 fail_records(&b.records);
                 route.shared.fail("a sink stopped accepting records");
@@ -175,9 +221,15 @@ impl PipelineBuilder {
         self.transform_with(name, Arc::new(t), StageOptions::default())
     }
     /// Appends a transform with options.
-    pub fn transform_with(mut self, name: &str, t: Arc<dyn Transform>, options: StageOptions) -> Self {
+    pub fn transform_with(
+        mut self,
+        name: &str,
+        t: Arc<dyn Transform>,
+        options: StageOptions,
+    ) -> Self {
         let on_error = options.on_error;
-        self.transforms.push((Arc::from(name), t, options, on_error));
+        self.transforms
+            .push((Arc::from(name), t, options, on_error));
         self
     }
     /// Adds a sink with default options.
@@ -217,7 +269,11 @@ impl PipelineBuilder {
         if self.sinks.is_empty() {
             return Err("a pipeline needs at least one sink".into());
         }
-        let default_policy = if self.dlq.is_some() { OnError::Dlq } else { OnError::Stop };
+        let default_policy = if self.dlq.is_some() {
+            OnError::Dlq
+        } else {
+            OnError::Stop
+        };
         let m = &self.metrics;
         let p = &self.name;
         Ok(Pipeline {

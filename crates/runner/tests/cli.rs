@@ -12,7 +12,10 @@ fn weir() -> Command {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn examples() -> Vec<PathBuf> {
@@ -31,7 +34,12 @@ fn every_example_validates() {
     assert!(all.iter().any(|p| p.ends_with("quickstart.yaml")));
     for p in all {
         let out = weir().arg("validate").arg(&p).output().unwrap();
-        assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -49,7 +57,12 @@ fn validate_reports_every_problem_with_location_and_exits_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     let name = f.display().to_string();
     assert!(err.contains(&format!("{name}:3:21: pipelines.orders.source.type: unknown source type `generater`, did you mean `generator`?")), "{err}");
-    assert!(err.contains(&format!("{name}:6:48: pipelines.orders.transforms[0].patterns[0].value.n[0].numeric")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{name}:6:48: pipelines.orders.transforms[0].patterns[0].value.n[0].numeric"
+        )),
+        "{err}"
+    );
     assert!(err.contains(&format!("{name}:9:9: pipelines.orders.sinks[0].envelop: unknown option `envelop`, did you mean `envelope`?")), "{err}");
     assert!(out.stdout.is_empty(), "nothing on stdout");
     // `run` refuses the same file before starting anything.
@@ -61,12 +74,20 @@ fn validate_reports_every_problem_with_location_and_exits_2() {
 fn malformed_yaml_and_missing_files_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("broken.yaml");
-    std::fs::write(&f, "pipelines:\n  a:\n    source: {type: stdin\n    sinks: []\n").unwrap();
+    std::fs::write(
+        &f,
+        "pipelines:\n  a:\n    source: {type: stdin\n    sinks: []\n",
+    )
+    .unwrap();
     let out = weir().arg("validate").arg(&f).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(":4:10: invalid YAML"), "{err}");
-    let out = weir().arg("validate").arg(dir.path().join("nope.yaml")).output().unwrap();
+    let out = weir()
+        .arg("validate")
+        .arg(dir.path().join("nope.yaml"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
@@ -76,10 +97,23 @@ fn missing_environment_variable_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("env.yaml");
     std::fs::write(&f, "pipelines:\n  a:\n    source: { type: stdin }\n    sinks: [ { type: file, path: \"${WEIR_TEST_UNSET_DIR}/x\" } ]\n").unwrap();
-    let out = weir().arg("validate").arg(&f).env_remove("WEIR_TEST_UNSET_DIR").output().unwrap();
+    let out = weir()
+        .arg("validate")
+        .arg(&f)
+        .env_remove("WEIR_TEST_UNSET_DIR")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("environment variable `WEIR_TEST_UNSET_DIR` is not set"));
-    let out = weir().arg("validate").arg(&f).env("WEIR_TEST_UNSET_DIR", "/tmp").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("environment variable `WEIR_TEST_UNSET_DIR` is not set")
+    );
+    let out = weir()
+        .arg("validate")
+        .arg(&f)
+        .env("WEIR_TEST_UNSET_DIR", "/tmp")
+        .output()
+        .unwrap();
     assert!(out.status.success());
 }
 
@@ -102,20 +136,34 @@ fn quickstart_prints_masked_big_spenders_and_nothing_else() {
 
     let out = weir()
         .current_dir(dir.path())
-        .args(["run", repo().join("examples/quickstart.yaml").to_str().unwrap()])
+        .args([
+            "run",
+            repo().join("examples/quickstart.yaml").to_str().unwrap(),
+        ])
         .env("QUICKSTART_COUNT", "600")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let got: Vec<Json> = stdout.lines().map(|l| serde_json::from_str(l).expect("stdout carries only JSON lines")).collect();
+    let got: Vec<Json> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout carries only JSON lines"))
+        .collect();
     assert_eq!(got.len(), expected.len());
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(g["id"], e["id"]);
         assert_eq!(g["amount"], e["amount"]);
         let card = g["card"].as_str().unwrap();
         let real = e["card"]["number"].as_str().unwrap();
-        assert_eq!(card, format!("************{}", &real[12..]), "masked but for the last four");
+        assert_eq!(
+            card,
+            format!("************{}", &real[12..]),
+            "masked but for the last four"
+        );
         assert_eq!(g["pipeline"], "big-spenders");
     }
     let file = std::fs::read_to_string(dir.path().join("out/big-spenders.ndjson")).unwrap();
@@ -127,11 +175,31 @@ fn stdin_pipeline_reads_lines_until_eof() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("stdin.yaml");
     std::fs::write(&f, "pipelines:\n  s:\n    source: { type: stdin }\n    transforms: [ { type: fields, exclude: [value.secret] } ]\n    sinks: [ { type: stdout, envelope: true } ]\n").unwrap();
-    let mut child = weir().arg("run").arg(&f).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"{\"a\":1,\"secret\":\"x\"}\nplain text\n\n{\"a\":2}\n").unwrap();
+    let mut child = weir()
+        .arg("run")
+        .arg(&f)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"a\":1,\"secret\":\"x\"}\nplain text\n\n{\"a\":2}\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<Json> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Json> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["value"], serde_json::json!({"a": 1}));
     assert_eq!(lines[0]["offset"], 0);
@@ -147,16 +215,32 @@ fn sigterm_drains_and_exits_cleanly() {
     let f = dir.path().join("endless.yaml");
     let out_file = dir.path().join("out.ndjson");
     std::fs::write(&f, format!("pipelines:\n  e:\n    source: {{ type: generator, rate_per_sec: 5000 }}\n    sinks: [ {{ type: file, path: {} }} ]\n", out_file.display())).unwrap();
-    let child = weir().arg("run").arg(&f).stderr(Stdio::piped()).spawn().unwrap();
+    let child = weir()
+        .arg("run")
+        .arg(&f)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(out.status.success(), "exit {:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&out_file).unwrap();
-    let n = text.lines().map(|l| serde_json::from_str::<Json>(l).expect("only whole lines")).count();
+    let n = text
+        .lines()
+        .map(|l| serde_json::from_str::<Json>(l).expect("only whole lines"))
+        .count();
     assert!(n > 100, "wrote {n} records before stopping");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("stopping"), "{err}");
@@ -166,13 +250,31 @@ fn sigterm_drains_and_exits_cleanly() {
 fn plugins_lists_and_describes() {
     let out = weir().arg("plugins").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    for name in ["stdin", "file", "generator", "filter", "fields", "insert", "template", "jq", "stdout", "log", "null"] {
-        assert!(text.contains(&format!("  {name} ")), "{name} missing from:\n{text}");
+    for name in [
+        "stdin",
+        "file",
+        "generator",
+        "filter",
+        "fields",
+        "insert",
+        "template",
+        "jq",
+        "stdout",
+        "log",
+        "null",
+    ] {
+        assert!(
+            text.contains(&format!("  {name} ")),
+            "{name} missing from:\n{text}"
+        );
     }
     let out = weir().args(["plugins", "generator"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("rate_per_sec"), "{text}");
-    assert!(text.contains("anomaly_rate (number, default 0.03)"), "{text}");
+    assert!(
+        text.contains("anomaly_rate (number, default 0.03)"),
+        "{text}"
+    );
     assert!(text.contains("Example:"), "{text}");
     let out = weir().args(["plugins", "filtr"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -183,8 +285,14 @@ fn plugins_lists_and_describes() {
 fn schema_is_json_schema_with_every_plugin() {
     let out = weir().arg("schema").output().unwrap();
     let schema: Json = serde_json::from_slice(&out.stdout).unwrap();
-    let sources = &schema["properties"]["pipelines"]["additionalProperties"]["properties"]["source"]["oneOf"];
-    let types: Vec<&str> = sources.as_array().unwrap().iter().map(|v| v["properties"]["type"]["const"].as_str().unwrap()).collect();
+    let sources =
+        &schema["properties"]["pipelines"]["additionalProperties"]["properties"]["source"]["oneOf"];
+    let types: Vec<&str> = sources
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["properties"]["type"]["const"].as_str().unwrap())
+        .collect();
     assert_eq!(types, vec!["file", "generator", "stdin"]);
     assert!(schema["$defs"]["Sink"]["oneOf"].as_array().unwrap().len() >= 4);
 }

@@ -37,7 +37,11 @@ fn write_value(record: &Record, buf: &mut Vec<u8>) {
     record.value.write_to(buf);
     // A raw value containing a newline (pretty-printed JSON) would break the line format.
     if buf[start..].contains(&b'\n') {
-        let v = record.value.decoded().map(|v| v.into_owned()).unwrap_or(serde_json::Value::Null);
+        let v = record
+            .value
+            .decoded()
+            .map(|v| v.into_owned())
+            .unwrap_or(serde_json::Value::Null);
         buf.truncate(start);
         serde_json::to_writer(&mut *buf, &v).expect("JSON serializes");
     }
@@ -55,11 +59,18 @@ mod tests {
         let mut buf = Vec::new();
         write_line(&r, false, &mut buf);
         assert_eq!(buf, b"{\"a\": 1}\n");
-        r.meta.origin = Some(Origin { topic: "t".into(), partition: 1, offset: 2 });
+        r.meta.origin = Some(Origin {
+            topic: "t".into(),
+            partition: 1,
+            offset: 2,
+        });
         buf.clear();
         write_line(&r, true, &mut buf);
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
-        assert_eq!(v, json!({"topic":"t","partition":1,"offset":2,"headers":{},"value":{"a":1}}));
+        assert_eq!(
+            v,
+            json!({"topic":"t","partition":1,"offset":2,"headers":{},"value":{"a":1}})
+        );
     }
 
     #[test]

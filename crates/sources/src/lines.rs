@@ -17,16 +17,24 @@ pub fn line_to_record(line: &[u8], topic: &Arc<str>, offset: i64) -> Option<Reco
     let mut r = if serde_json::from_slice::<IgnoredAny>(trimmed).is_ok() {
         Record::from_bytes(Bytes::copy_from_slice(trimmed))
     } else {
-        Record::from_json(serde_json::Value::String(String::from_utf8_lossy(trimmed).into_owned()))
+        Record::from_json(serde_json::Value::String(
+            String::from_utf8_lossy(trimmed).into_owned(),
+        ))
     };
-    r.meta.origin = Some(Origin { topic: topic.clone(), partition: 0, offset });
+    r.meta.origin = Some(Origin {
+        topic: topic.clone(),
+        partition: 0,
+        offset,
+    });
     r.timestamp = Some(now_millis());
     Some(r)
 }
 
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// How reading ended.
@@ -79,7 +87,9 @@ async fn flush(cx: &SourceContext, batch: &mut Vec<Record>) -> Result<(), Source
     if batch.is_empty() {
         return Ok(());
     }
-    cx.send(std::mem::take(batch)).await.map_err(|_| SourceError::Closed)?;
+    cx.send(std::mem::take(batch))
+        .await
+        .map_err(|_| SourceError::Closed)?;
     Ok(())
 }
 

@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
-use weir_core::{BuildContext, BuildError, Flow, PluginConfig, Record, Sink, SinkError, Transform, TransformError};
+use weir_core::{
+    BuildContext, BuildError, Flow, PluginConfig, Record, Sink, SinkError, Transform,
+    TransformError,
+};
 
 /// Replaces every string that looks like an e-mail address, anywhere in the value, with a fixed
 /// text. A plugin config is a documented struct: doc comments become `weir plugins` output.
@@ -31,7 +34,9 @@ pub struct RedactEmails {
 
 fn redact(v: &mut Json, with: &str) -> usize {
     match v {
-        Json::String(s) if s.contains('@') && s.rsplit('@').next().is_some_and(|d| d.contains('.')) => {
+        Json::String(s)
+            if s.contains('@') && s.rsplit('@').next().is_some_and(|d| d.contains('.')) =>
+        {
             *s = with.to_owned();
             1
         }
@@ -59,9 +64,14 @@ impl PluginConfig for RedactEmailsTransformConfig {
     type Output = dyn Transform;
     fn build(self, _cx: &BuildContext) -> Result<Box<dyn Transform>, BuildError> {
         if self.replacement.contains('@') {
-            return Err(BuildError::at("replacement", "the replacement must not itself look like an address"));
+            return Err(BuildError::at(
+                "replacement",
+                "the replacement must not itself look like an address",
+            ));
         }
-        Ok(Box::new(RedactEmails { replacement: self.replacement }))
+        Ok(Box::new(RedactEmails {
+            replacement: self.replacement,
+        }))
     }
 }
 
@@ -104,7 +114,9 @@ impl PluginConfig for CountingSinkConfig {
     const EXAMPLE: &'static str = "type: counting\nlabel: seen\n";
     type Output = dyn Sink;
     fn build(self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
-        Ok(Box::new(CountingSink { label: self.label.map_or_else(|| cx.component.clone(), Arc::from) }))
+        Ok(Box::new(CountingSink {
+            label: self.label.map_or_else(|| cx.component.clone(), Arc::from),
+        }))
     }
 }
 

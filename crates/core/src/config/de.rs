@@ -40,7 +40,11 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError { message: msg.to_string(), location: None, path: None }
+        DeError {
+            message: msg.to_string(),
+            location: None,
+            path: None,
+        }
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
@@ -72,12 +76,18 @@ impl de::Error for DeError {
 
 /// Deserializes a typed value from a node; `path` is the node's YAML path for messages.
 pub fn from_node<T: de::DeserializeOwned>(node: &Node, path: &str) -> Result<T, DeError> {
-    T::deserialize(NodeDe { node, path: path.to_owned() })
+    T::deserialize(NodeDe {
+        node,
+        path: path.to_owned(),
+    })
 }
 
 /// Appends a key to a YAML path.
 pub fn child_key(path: &str, key: &str) -> String {
-    let simple = !key.is_empty() && key.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$');
+    let simple = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '$');
     match (path.is_empty(), simple) {
         (true, true) => key.to_owned(),
         (false, true) => format!("{path}.{key}"),
@@ -112,10 +122,15 @@ impl<'a> NodeDe<'a> {
             NodeKind::UInt(u) => visitor.visit_u64(*u),
             NodeKind::Float(f) => visitor.visit_f64(*f),
             NodeKind::Str(s) => visitor.visit_str(s),
-            NodeKind::Seq(items) => visitor.visit_seq(SeqDe { items: items.iter().enumerate(), path: &self.path }),
-            NodeKind::Map(entries) => {
-                visitor.visit_map(MapDe { entries: entries.iter(), value: None, path: &self.path })
-            }
+            NodeKind::Seq(items) => visitor.visit_seq(SeqDe {
+                items: items.iter().enumerate(),
+                path: &self.path,
+            }),
+            NodeKind::Map(entries) => visitor.visit_map(MapDe {
+                entries: entries.iter(),
+                value: None,
+                path: &self.path,
+            }),
         };
         result.map_err(|e| e.at(node, &self.path))
     }
@@ -131,7 +146,9 @@ impl<'a> NodeDe<'a> {
             } else if let Ok(f) = text.parse::<f64>() {
                 visitor.visit_f64(f)
             } else {
-                Err(de::Error::custom(format!("expected a number, `${{...}}` expanded to {text:?}")))
+                Err(de::Error::custom(format!(
+                    "expected a number, `${{...}}` expanded to {text:?}"
+                )))
             };
             return r.map_err(|e: DeError| e.at(node, &path));
         }
@@ -165,11 +182,15 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
                 "true" | "True" | "TRUE" => true,
                 "false" | "False" | "FALSE" => false,
                 other => {
-                    return Err(DeError::custom(format!("expected true or false, `${{...}}` expanded to {other:?}"))
-                        .at(self.node, &self.path));
+                    return Err(DeError::custom(format!(
+                        "expected true or false, `${{...}}` expanded to {other:?}"
+                    ))
+                    .at(self.node, &self.path));
                 }
             };
-            return visitor.visit_bool(b).map_err(|e: DeError| e.at(self.node, &self.path));
+            return visitor
+                .visit_bool(b)
+                .map_err(|e: DeError| e.at(self.node, &self.path));
         }
         self.any(visitor)
     }
@@ -184,7 +205,9 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         match &self.node.kind {
             NodeKind::Bool(_) | NodeKind::Int(_) | NodeKind::UInt(_) | NodeKind::Float(_) => {
                 let text = self.node.scalar_text().expect("scalar");
-                visitor.visit_string(text).map_err(|e: DeError| e.at(self.node, &self.path))
+                visitor
+                    .visit_string(text)
+                    .map_err(|e: DeError| e.at(self.node, &self.path))
             }
             _ => self.any(visitor),
         }
@@ -196,7 +219,9 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.kind {
-            NodeKind::Null => visitor.visit_none().map_err(|e: DeError| e.at(self.node, &self.path)),
+            NodeKind::Null => visitor
+                .visit_none()
+                .map_err(|e: DeError| e.at(self.node, &self.path)),
             _ => {
                 let (node, path) = (self.node, self.path.clone());
                 visitor.visit_some(self).map_err(|e| e.at(node, &path))
@@ -208,13 +233,23 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
         self.any(visitor)
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.any(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         let (node, path) = (self.node, self.path.clone());
-        visitor.visit_newtype_struct(self).map_err(|e| e.at(node, &path))
+        visitor
+            .visit_newtype_struct(self)
+            .map_err(|e| e.at(node, &path))
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, DeError> {
@@ -240,12 +275,19 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
             // An option written with no value (`source: { type: stdin }` has none, but `x:` alone
             // does) is an empty mapping, so all-default structs accept it.
             return visitor
-                .visit_map(MapDe { entries: [].iter(), value: None, path: &self.path })
+                .visit_map(MapDe {
+                    entries: [].iter(),
+                    value: None,
+                    path: &self.path,
+                })
                 .map_err(|e| e.at(self.node, &self.path));
         }
         if !matches!(self.node.kind, NodeKind::Map(_)) {
-            return Err(DeError::custom(format!("expected a mapping of options, found {}", self.node.type_name()))
-                .at(self.node, &self.path));
+            return Err(DeError::custom(format!(
+                "expected a mapping of options, found {}",
+                self.node.type_name()
+            ))
+            .at(self.node, &self.path));
         }
         self.any(visitor)
     }
@@ -264,9 +306,16 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
                 let (k, v) = &entries[0];
                 let key = k.scalar_text().unwrap_or_default();
                 let vpath = child_key(&path, &key);
-                visitor.visit_enum(EnumDe { key, value: v, path: vpath })
+                visitor.visit_enum(EnumDe {
+                    key,
+                    value: v,
+                    path: vpath,
+                })
             }
-            _ => Err(DeError::custom(format!("expected one of the listed values, found {}", node.type_name()))),
+            _ => Err(DeError::custom(format!(
+                "expected one of the listed values, found {}",
+                node.type_name()
+            ))),
         };
         r.map_err(|e| e.at(node, &path))
     }
@@ -283,12 +332,20 @@ struct SeqDe<'a, I> {
 
 impl<'de, 'a, I: Iterator<Item = (usize, &'a Node)>> de::SeqAccess<'de> for SeqDe<'a, I> {
     type Error = DeError;
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, DeError> {
         match self.items.next() {
             None => Ok(None),
             Some((i, node)) => {
                 let path = child_index(self.path, i);
-                seed.deserialize(NodeDe { node, path: path.clone() }).map(Some).map_err(|e| e.at(node, &path))
+                seed.deserialize(NodeDe {
+                    node,
+                    path: path.clone(),
+                })
+                .map(Some)
+                .map_err(|e| e.at(node, &path))
             }
         }
     }
@@ -302,19 +359,31 @@ struct MapDe<'a, I> {
 
 impl<'de, 'a, I: Iterator<Item = &'a (Node, Node)>> de::MapAccess<'de> for MapDe<'a, I> {
     type Error = DeError;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
             None => Ok(None),
             Some((k, v)) => {
                 let path = child_key(self.path, &k.scalar_text().unwrap_or_default());
                 self.value = Some((v, path.clone()));
-                seed.deserialize(NodeDe { node: k, path: path.clone() }).map(Some).map_err(|e| e.at(k, &path))
+                seed.deserialize(NodeDe {
+                    node: k,
+                    path: path.clone(),
+                })
+                .map(Some)
+                .map_err(|e| e.at(k, &path))
             }
         }
     }
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let (node, path) = self.value.take().expect("next_value after next_key");
-        seed.deserialize(NodeDe { node, path: path.clone() }).map_err(|e| e.at(node, &path))
+        seed.deserialize(NodeDe {
+            node,
+            path: path.clone(),
+        })
+        .map_err(|e| e.at(node, &path))
     }
 }
 
@@ -327,9 +396,18 @@ struct EnumDe<'a> {
 impl<'de, 'a> de::EnumAccess<'de> for EnumDe<'a> {
     type Error = DeError;
     type Variant = NodeDe<'a>;
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, NodeDe<'a>), DeError> {
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, NodeDe<'a>), DeError> {
         let v = seed.deserialize(self.key.as_str().into_deserializer())?;
-        Ok((v, NodeDe { node: self.value, path: self.path }))
+        Ok((
+            v,
+            NodeDe {
+                node: self.value,
+                path: self.path,
+            },
+        ))
     }
 }
 
@@ -347,7 +425,11 @@ impl<'de> de::VariantAccess<'de> for NodeDe<'_> {
     fn tuple_variant<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, DeError> {
         self.any(visitor)
     }
-    fn struct_variant<V: Visitor<'de>>(self, _: &'static [&'static str], visitor: V) -> Result<V::Value, DeError> {
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.any(visitor)
     }
 }
@@ -396,7 +478,13 @@ mod tests {
     fn wrong_type_points_at_the_value() {
         let n = parse("items:\n  - count: lots\nmode: fast\n");
         let e = from_node::<Outer>(&n, "").unwrap_err();
-        assert_eq!(e.location, Some(Location { line: 2, column: 12 }));
+        assert_eq!(
+            e.location,
+            Some(Location {
+                line: 2,
+                column: 12
+            })
+        );
         assert_eq!(e.path.as_deref(), Some("items[0].count"));
         assert!(e.message.contains("invalid type"), "{}", e.message);
     }
@@ -406,7 +494,11 @@ mod tests {
         let n = parse("items:\n  - name: x\nmode: fast\n");
         let e = from_node::<Outer>(&n, "").unwrap_err();
         assert_eq!(e.path.as_deref(), Some("items[0]"));
-        assert!(e.message.contains("missing required option `count`"), "{}", e.message);
+        assert!(
+            e.message.contains("missing required option `count`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -414,13 +506,20 @@ mod tests {
         let n = parse("items: []\nmode: sfae\n");
         let e = from_node::<Outer>(&n, "").unwrap_err();
         assert_eq!(e.path.as_deref(), Some("mode"));
-        assert!(e.message.contains("expected one of: fast, safe"), "{}", e.message);
+        assert!(
+            e.message.contains("expected one of: fast, safe"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn interpolated_text_reads_as_number_but_plain_text_does_not() {
         let mut n = parse("items:\n  - count: '7'\nmode: safe\n");
-        assert!(from_node::<Outer>(&n, "").is_err(), "a quoted string is not a number");
+        assert!(
+            from_node::<Outer>(&n, "").is_err(),
+            "a quoted string is not a number"
+        );
         if let NodeKind::Map(e) = &mut n.kind
             && let NodeKind::Seq(items) = &mut e[0].1.kind
             && let NodeKind::Map(fields) = &mut items[0].kind
@@ -433,6 +532,9 @@ mod tests {
     #[test]
     fn numbers_are_accepted_where_text_is_wanted() {
         let n = parse("count: 1\nname: 123\n");
-        assert_eq!(from_node::<Inner>(&n, "").unwrap().name.as_deref(), Some("123"));
+        assert_eq!(
+            from_node::<Inner>(&n, "").unwrap().name.as_deref(),
+            Some("123")
+        );
     }
 }

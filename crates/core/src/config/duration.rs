@@ -45,20 +45,30 @@ impl<'de> Deserialize<'de> for HumanDuration {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HumanDuration, E> {
                 humantime::parse_duration(v.trim())
                     .map(HumanDuration)
-                    .map_err(|e| E::custom(format!("invalid duration {v:?}: {e} (write e.g. 100ms, 5s, 1m)")))
+                    .map_err(|e| {
+                        E::custom(format!(
+                            "invalid duration {v:?}: {e} (write e.g. 100ms, 5s, 1m)"
+                        ))
+                    })
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HumanDuration, E> {
                 if v == 0 {
                     Ok(HumanDuration(Duration::ZERO))
                 } else {
-                    Err(E::custom(format!("a bare number is ambiguous: write {v}ms or {v}s")))
+                    Err(E::custom(format!(
+                        "a bare number is ambiguous: write {v}ms or {v}s"
+                    )))
                 }
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!("a duration cannot be {v}: write e.g. 100ms or 5s")))
+                Err(E::custom(format!(
+                    "a duration cannot be {v}: write e.g. 100ms or 5s"
+                )))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<HumanDuration, E> {
-                Err(E::custom(format!("a bare number is ambiguous: write {v}s or {v}ms")))
+                Err(E::custom(format!(
+                    "a bare number is ambiguous: write {v}s or {v}ms"
+                )))
             }
         }
         d.deserialize_any(V)

@@ -20,7 +20,10 @@ pub struct MissingVar {
 }
 
 /// Expands one string. `Ok(None)` when it has no reference.
-pub fn expand_str(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, (String, String)> {
+pub fn expand_str(
+    s: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, (String, String)> {
     if !s.contains('$') {
         return Ok(None);
     }
@@ -35,25 +38,39 @@ pub fn expand_str(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Op
             rest = tail;
             changed = true;
         } else if let Some(tail) = after.strip_prefix("${") {
-            let end = tail
-                .find('}')
-                .ok_or_else(|| (String::new(), format!("unterminated `${{` in {s:?}: write `${{NAME}}`, or `$${{` for a literal")))?;
+            let end = tail.find('}').ok_or_else(|| {
+                (
+                    String::new(),
+                    format!(
+                        "unterminated `${{` in {s:?}: write `${{NAME}}`, or `$${{` for a literal"
+                    ),
+                )
+            })?;
             let inner = &tail[..end];
             let (name, default) = match inner.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (inner, None),
             };
-            let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err((name.to_owned(), format!("`${{{inner}}}` is not a valid reference: names use A-Z, 0-9 and _")));
+                return Err((
+                    name.to_owned(),
+                    format!("`${{{inner}}}` is not a valid reference: names use A-Z, 0-9 and _"),
+                ));
             }
-            match (lookup(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+            match (
+                lookup(name).filter(|v| !v.is_empty() || default.is_none()),
+                default,
+            ) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => {
                     return Err((
                         name.to_owned(),
-                        format!("environment variable `{name}` is not set (set it, or give a default: `${{{name}:-value}}`)"),
+                        format!(
+                            "environment variable `{name}` is not set (set it, or give a default: `${{{name}:-value}}`)"
+                        ),
                     ));
                 }
             }
@@ -69,7 +86,12 @@ pub fn expand_str(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Op
 }
 
 /// Expands every string scalar in the tree (map keys excluded), collecting every missing variable.
-pub fn interpolate(node: &mut Node, path: &str, lookup: &dyn Fn(&str) -> Option<String>, errors: &mut Vec<MissingVar>) {
+pub fn interpolate(
+    node: &mut Node,
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<MissingVar>,
+) {
     match &mut node.kind {
         NodeKind::Str(s) => match expand_str(s, lookup) {
             Ok(Some(v)) => {
@@ -77,7 +99,12 @@ pub fn interpolate(node: &mut Node, path: &str, lookup: &dyn Fn(&str) -> Option<
                 node.interpolated = true;
             }
             Ok(None) => {}
-            Err((name, message)) => errors.push(MissingVar { name, node: node.clone(), path: path.to_owned(), message }),
+            Err((name, message)) => errors.push(MissingVar {
+                name,
+                node: node.clone(),
+                path: path.to_owned(),
+                message,
+            }),
         },
         NodeKind::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -108,11 +135,24 @@ mod tests {
 
     #[test]
     fn expands_set_default_and_escaped_references() {
-        assert_eq!(expand_str("${HOST}", &env).unwrap().as_deref(), Some("kafka:9092"));
-        assert_eq!(expand_str("x-${NOPE:-dflt}-y", &env).unwrap().as_deref(), Some("x-dflt-y"));
-        assert_eq!(expand_str("${EMPTY:-d}", &env).unwrap().as_deref(), Some("d"), ":- applies to empty too");
+        assert_eq!(
+            expand_str("${HOST}", &env).unwrap().as_deref(),
+            Some("kafka:9092")
+        );
+        assert_eq!(
+            expand_str("x-${NOPE:-dflt}-y", &env).unwrap().as_deref(),
+            Some("x-dflt-y")
+        );
+        assert_eq!(
+            expand_str("${EMPTY:-d}", &env).unwrap().as_deref(),
+            Some("d"),
+            ":- applies to empty too"
+        );
         assert_eq!(expand_str("${EMPTY}", &env).unwrap().as_deref(), Some(""));
-        assert_eq!(expand_str("$${HOST} costs $5", &env).unwrap().as_deref(), Some("${HOST} costs $5"));
+        assert_eq!(
+            expand_str("$${HOST} costs $5", &env).unwrap().as_deref(),
+            Some("${HOST} costs $5")
+        );
         assert_eq!(expand_str("no refs", &env).unwrap(), None);
     }
 
@@ -121,8 +161,18 @@ mod tests {
         let (name, msg) = expand_str("${NOPE}", &env).unwrap_err();
         assert_eq!(name, "NOPE");
         assert!(msg.contains("`NOPE` is not set"), "{msg}");
-        assert!(expand_str("${HOST", &env).unwrap_err().1.contains("unterminated"));
-        assert!(expand_str("${BAD NAME}", &env).unwrap_err().1.contains("not a valid reference"));
+        assert!(
+            expand_str("${HOST", &env)
+                .unwrap_err()
+                .1
+                .contains("unterminated")
+        );
+        assert!(
+            expand_str("${BAD NAME}", &env)
+                .unwrap_err()
+                .1
+                .contains("not a valid reference")
+        );
     }
 
     #[test]

@@ -17,17 +17,29 @@ pub struct SourceFile {
 impl SourceFile {
     /// A named source.
     pub fn new(name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Self {
-        SourceFile { name: name.into(), text: text.into() }
+        SourceFile {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     /// An error at a location in this file.
-    pub fn error(&self, location: Location, path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub fn error(
+        &self,
+        location: Location,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError {
             file: self.name.clone(),
             location,
             path: path.into(),
             message: message.into(),
-            line_text: self.text.lines().nth(location.line.saturating_sub(1) as usize).map(str::to_owned),
+            line_text: self
+                .text
+                .lines()
+                .nth(location.line.saturating_sub(1) as usize)
+                .map(str::to_owned),
         }
     }
 }
@@ -49,7 +61,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file, self.location.line, self.location.column)?;
+        write!(
+            f,
+            "{}:{}:{}: ",
+            self.file, self.location.line, self.location.column
+        )?;
         if !self.path.is_empty() {
             write!(f, "{}: ", self.path)?;
         }
@@ -58,7 +74,11 @@ impl fmt::Display for ConfigError {
             let n = self.location.line.to_string();
             let pad = " ".repeat(n.len());
             let col = self.location.column.saturating_sub(1) as usize;
-            let caret_pad: String = text.chars().take(col).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            let caret_pad: String = text
+                .chars()
+                .take(col)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
             write!(f, "\n{pad} |\n{n} | {text}\n{pad} | {caret_pad}^")?;
         }
         Ok(())
@@ -96,7 +116,10 @@ impl From<ConfigError> for ConfigErrors {
 }
 
 /// The closest candidate to a misspelled name, if it is close enough to suggest.
-pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    given: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(given, c), c))
@@ -114,13 +137,19 @@ mod tests {
         let src = SourceFile::new("p.yaml", "a: 1\nbb: oops\n");
         let e = src.error(Location { line: 2, column: 5 }, "pipelines.x", "bad value");
         let text = e.to_string();
-        assert!(text.starts_with("p.yaml:2:5: pipelines.x: bad value"), "{text}");
+        assert!(
+            text.starts_with("p.yaml:2:5: pipelines.x: bad value"),
+            "{text}"
+        );
         assert!(text.contains("2 | bb: oops\n  |     ^"), "{text}");
     }
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("patern", ["patterns", "type"]), Some("patterns"));
+        assert_eq!(
+            did_you_mean("patern", ["patterns", "type"]),
+            Some("patterns")
+        );
         assert_eq!(did_you_mean("zzz", ["patterns", "type"]), None);
     }
 }

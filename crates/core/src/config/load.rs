@@ -37,6 +37,9 @@ pub fn parse_yaml(file: &SourceFile) -> Result<Node, ConfigError> {
         let first = full.lines().next().unwrap_or("invalid YAML").trim();
         let message = first.strip_prefix("error: ").unwrap_or(first);
         let message = strip_location_prefix(message);
+        if message.contains("budget breached") {
+            return file.error(location, "", format!("the document is too large or expands too much through anchors and aliases ({message}); pipeline files this big are refused"));
+        }
         file.error(location, "", format!("invalid YAML: {message}"))
     })
 }
@@ -52,14 +55,26 @@ fn strip_location_prefix(m: &str) -> &str {
 }
 
 /// Loads pipelines from YAML text, expanding `${VAR}` through `env`.
-pub fn load_str(name: &str, text: &str, env: EnvLookup<'_>) -> Result<Vec<PipelineSpec>, ConfigErrors> {
+pub fn load_str(
+    name: &str,
+    text: &str,
+    env: EnvLookup<'_>,
+) -> Result<Vec<PipelineSpec>, ConfigErrors> {
     let (pipelines, errors) = load_str_partial(name, text, env);
-    if errors.is_empty() { Ok(pipelines) } else { Err(ConfigErrors(errors)) }
+    if errors.is_empty() {
+        Ok(pipelines)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 /// Like [`load_str`], but returns the pipelines that parsed alongside every error, so a caller can
 /// go on to build them and report all problems at once.
-pub fn load_str_partial(name: &str, text: &str, env: EnvLookup<'_>) -> (Vec<PipelineSpec>, Vec<ConfigError>) {
+pub fn load_str_partial(
+    name: &str,
+    text: &str,
+    env: EnvLookup<'_>,
+) -> (Vec<PipelineSpec>, Vec<ConfigError>) {
     let file = SourceFile::new(name, text);
     let mut root = match parse_yaml(&file) {
         Ok(r) => r,
@@ -67,9 +82,14 @@ pub fn load_str_partial(name: &str, text: &str, env: EnvLookup<'_>) -> (Vec<Pipe
     };
     let mut missing = Vec::new();
     interpolate(&mut root, "", env, &mut missing);
-    let mut errors: Vec<ConfigError> =
-        missing.into_iter().map(|m| file.error(m.node.location, m.path, m.message)).collect();
-    let mut parser = Parser { file: &file, errors: Vec::new() };
+    let mut errors: Vec<ConfigError> = missing
+        .into_iter()
+        .map(|m| file.error(m.node.location, m.path, m.message))
+        .collect();
+    let mut parser = Parser {
+        file: &file,
+        errors: Vec::new(),
+    };
     let pipelines = parser.file(&root);
     errors.extend(parser.errors);
     (pipelines, errors)
@@ -79,19 +99,26 @@ pub fn load_str_partial(name: &str, text: &str, env: EnvLookup<'_>) -> (Vec<Pipe
 /// must be unique across all files.
 pub fn load_path(path: &Path, env: EnvLookup<'_>) -> Result<Vec<PipelineSpec>, ConfigErrors> {
     let (pipelines, errors) = load_path_partial(path, env);
-    if errors.is_empty() { Ok(pipelines) } else { Err(ConfigErrors(errors)) }
+    if errors.is_empty() {
+        Ok(pipelines)
+    } else {
+        Err(ConfigErrors(errors))
+    }
 }
 
 /// Like [`load_path`], returning what parsed alongside every error.
 pub fn load_path_partial(path: &Path, env: EnvLookup<'_>) -> (Vec<PipelineSpec>, Vec<ConfigError>) {
     let io_err = |p: &Path, e: std::io::Error| {
-        (Vec::new(), vec![ConfigError {
-            file: p.display().to_string().into(),
-            location: Location { line: 1, column: 1 },
-            path: String::new(),
-            message: format!("cannot read: {e}"),
-            line_text: None,
-        }])
+        (
+            Vec::new(),
+            vec![ConfigError {
+                file: p.display().to_string().into(),
+                location: Location { line: 1, column: 1 },
+                path: String::new(),
+                message: format!("cannot read: {e}"),
+                line_text: None,
+            }],
+        )
     };
     let files = if path.is_dir() {
         let entries = match std::fs::read_dir(path) {
@@ -100,11 +127,17 @@ pub fn load_path_partial(path: &Path, env: EnvLookup<'_>) -> (Vec<PipelineSpec>,
         };
         let mut files: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+            })
             .collect();
         files.sort();
         if files.is_empty() {
-            return io_err(path, std::io::Error::other("the directory has no .yaml or .yml files"));
+            return io_err(
+                path,
+                std::io::Error::other("the directory has no .yaml or .yml files"),
+            );
         }
         files
     } else {
@@ -129,7 +162,10 @@ pub fn load_path_partial(path: &Path, env: EnvLookup<'_>) -> (Vec<PipelineSpec>,
                         errors.push(p.file.error(
                             p.location,
                             p.path.clone(),
-                            format!("pipeline `{}` is already defined in {}", p.name, first.file.name),
+                            format!(
+                                "pipeline `{}` is already defined in {}",
+                                p.name, first.file.name
+                            ),
                         ));
                     } else {
                         all.push(p);

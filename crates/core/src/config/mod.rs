@@ -15,5 +15,6 @@ pub use error::{ConfigError, ConfigErrors, SourceFile, did_you_mean};
 pub use load::{load_path, load_path_partial, load_str, load_str_partial, process_env};
 pub use node::{Location, Node, NodeKind};
 pub use spec::{
-    BatchOptions, ComponentSpec, ErrorBudget, OnError, PipelineSettings, PipelineSpec, RetryOptions, StageOptions,
+    BatchOptions, ComponentSpec, ErrorBudget, OnError, PipelineSettings, PipelineSpec,
+    RetryOptions, StageOptions,
 };

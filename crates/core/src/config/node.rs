@@ -48,7 +48,11 @@ pub enum NodeKind {
 impl Node {
     /// A node at a location.
     pub fn new(location: Location, kind: NodeKind) -> Self {
-        Node { location, kind, interpolated: false }
+        Node {
+            location,
+            kind,
+            interpolated: false,
+        }
     }
 
     /// The string if this is a string scalar.
@@ -88,7 +92,10 @@ impl Node {
     /// The value under a key, if this is a mapping that has it.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.kind {
-            NodeKind::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v),
+            NodeKind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
             _ => None,
         }
     }
@@ -122,9 +129,12 @@ impl Node {
             NodeKind::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             NodeKind::Str(s) => J::String(s.clone()),
             NodeKind::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            NodeKind::Map(entries) => {
-                J::Object(entries.iter().map(|(k, v)| (k.scalar_text().unwrap_or_default(), v.to_json())).collect())
-            }
+            NodeKind::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.scalar_text().unwrap_or_default(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -187,16 +197,24 @@ impl<'de> Visitor<'de> for KindVisitor {
         Ok(NodeKind::Bool(v))
     }
     fn visit_i64<E>(self, v: i64) -> Result<NodeKind, E> {
-        Ok(if v >= 0 { NodeKind::UInt(v as u64) } else { NodeKind::Int(v) })
+        Ok(if v >= 0 {
+            NodeKind::UInt(v as u64)
+        } else {
+            NodeKind::Int(v)
+        })
     }
     fn visit_u64<E>(self, v: u64) -> Result<NodeKind, E> {
         Ok(NodeKind::UInt(v))
     }
     fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<NodeKind, E> {
-        i64::try_from(v).map(|v| self.visit_i64::<E>(v).expect("infallible")).map_err(|_| E::custom("integer out of range"))
+        i64::try_from(v)
+            .map(|v| self.visit_i64::<E>(v).expect("infallible"))
+            .map_err(|_| E::custom("integer out of range"))
     }
     fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<NodeKind, E> {
-        u64::try_from(v).map(NodeKind::UInt).map_err(|_| E::custom("integer out of range"))
+        u64::try_from(v)
+            .map(NodeKind::UInt)
+            .map_err(|_| E::custom("integer out of range"))
     }
     fn visit_f64<E>(self, v: f64) -> Result<NodeKind, E> {
         Ok(NodeKind::Float(v))
@@ -208,7 +226,9 @@ impl<'de> Visitor<'de> for KindVisitor {
         Ok(NodeKind::Str(v))
     }
     fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<NodeKind, E> {
-        String::from_utf8(v.to_vec()).map(NodeKind::Str).map_err(|_| E::custom("binary values are not supported"))
+        String::from_utf8(v.to_vec())
+            .map(NodeKind::Str)
+            .map_err(|_| E::custom("binary values are not supported"))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeKind, A::Error> {
         let mut items = Vec::new();
@@ -240,7 +260,13 @@ mod tests {
     #[test]
     fn locate_follows_keys_and_indexes_and_stops_at_the_deepest_existing_node() {
         let n: Node = serde_saphyr::from_str("a:\n  - {b: 1}\n  - {c: [x, y]}\n").unwrap();
-        assert_eq!(n.locate("a[1].c[1]").location, Location { line: 3, column: 13 });
+        assert_eq!(
+            n.locate("a[1].c[1]").location,
+            Location {
+                line: 3,
+                column: 13
+            }
+        );
         assert_eq!(n.locate("a[1].nope").location, n.locate("a[1]").location);
         assert_eq!(n.locate("").location, n.location);
     }

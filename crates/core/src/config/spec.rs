@@ -40,7 +40,11 @@ pub struct BatchOptions {
 
 impl Default for BatchOptions {
     fn default() -> Self {
-        BatchOptions { max_records: 500, max_bytes: 4 * 1024 * 1024, max_wait: HumanDuration::from_millis(100) }
+        BatchOptions {
+            max_records: 500,
+            max_bytes: 4 * 1024 * 1024,
+            max_wait: HumanDuration::from_millis(100),
+        }
     }
 }
 
@@ -103,7 +107,12 @@ pub struct StageOptions {
 
 impl Default for StageOptions {
     fn default() -> Self {
-        StageOptions { batch: BatchOptions::default(), retry: RetryOptions::default(), max_in_flight: 1, on_error: None }
+        StageOptions {
+            batch: BatchOptions::default(),
+            retry: RetryOptions::default(),
+            max_in_flight: 1,
+            on_error: None,
+        }
     }
 }
 
@@ -144,7 +153,11 @@ pub struct PipelineSettings {
 
 impl Default for PipelineSettings {
     fn default() -> Self {
-        PipelineSettings { buffer_batches: 8, shutdown_timeout: HumanDuration::from_secs(30), healthcheck: true }
+        PipelineSettings {
+            buffer_batches: 8,
+            shutdown_timeout: HumanDuration::from_secs(30),
+            healthcheck: true,
+        }
     }
 }
 
@@ -176,14 +189,33 @@ pub struct PipelineSpec {
 impl PipelineSpec {
     /// The effective failure policy of a stage.
     pub fn on_error(&self, c: &ComponentSpec) -> OnError {
-        c.options.on_error.unwrap_or(if self.dlq.is_some() { OnError::Dlq } else { OnError::Stop })
+        c.options.on_error.unwrap_or(if self.dlq.is_some() {
+            OnError::Dlq
+        } else {
+            OnError::Stop
+        })
     }
 }
 
-const PIPELINE_KEYS: &[&str] = &["source", "transforms", "sinks", "dlq", "error_budget", "settings"];
+const PIPELINE_KEYS: &[&str] = &[
+    "source",
+    "transforms",
+    "sinks",
+    "dlq",
+    "error_budget",
+    "settings",
+];
 const SOURCE_RUNNER_KEYS: &[&str] = &["type", "name"];
 const TRANSFORM_RUNNER_KEYS: &[&str] = &["type", "name", "on_error", "retry"];
-const SINK_RUNNER_KEYS: &[&str] = &["type", "name", "transforms", "batch", "retry", "max_in_flight", "on_error"];
+const SINK_RUNNER_KEYS: &[&str] = &[
+    "type",
+    "name",
+    "transforms",
+    "batch",
+    "retry",
+    "max_in_flight",
+    "on_error",
+];
 const DLQ_RUNNER_KEYS: &[&str] = &["type", "name", "batch", "retry", "max_in_flight"];
 
 /// Keys the runner takes off a component of this kind (everything else goes to the plugin).
@@ -222,11 +254,20 @@ impl Parser<'_> {
         }
     }
 
-    fn entries<'n>(&mut self, node: &'n Node, path: &str, what: &str) -> Option<&'n [(Node, Node)]> {
+    fn entries<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        what: &str,
+    ) -> Option<&'n [(Node, Node)]> {
         match &node.kind {
             NodeKind::Map(e) => Some(e),
             _ => {
-                self.err(node, path, format!("{what} must be a mapping, found {}", node.type_name()));
+                self.err(
+                    node,
+                    path,
+                    format!("{what} must be a mapping, found {}", node.type_name()),
+                );
                 None
             }
         }
@@ -234,15 +275,28 @@ impl Parser<'_> {
 
     pub fn file(&mut self, root: &Node) -> Vec<PipelineSpec> {
         let mut out = Vec::new();
-        let Some(entries) = self.entries(root, "", "a pipeline file") else { return out };
+        let Some(entries) = self.entries(root, "", "a pipeline file") else {
+            return out;
+        };
         let mut pipelines = None;
         for (k, v) in entries {
             match k.as_str() {
                 Some("pipelines") => pipelines = Some(v),
                 other => {
-                    let key = other.map(str::to_owned).or_else(|| k.scalar_text()).unwrap_or_default();
-                    let hint = did_you_mean(&key, ["pipelines"]).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
-                    self.err(k, &key, format!("unknown top-level key `{key}`{hint} (a pipeline file has `pipelines:`)"));
+                    let key = other
+                        .map(str::to_owned)
+                        .or_else(|| k.scalar_text())
+                        .unwrap_or_default();
+                    let hint = did_you_mean(&key, ["pipelines"])
+                        .map(|s| format!(", did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    self.err(
+                        k,
+                        &key,
+                        format!(
+                            "unknown top-level key `{key}`{hint} (a pipeline file has `pipelines:`)"
+                        ),
+                    );
                 }
             }
         }
@@ -250,9 +304,15 @@ impl Parser<'_> {
             self.err(root, "", "no `pipelines:` in this file");
             return out;
         };
-        let Some(entries) = self.entries(pipelines, "pipelines", "`pipelines`") else { return out };
+        let Some(entries) = self.entries(pipelines, "pipelines", "`pipelines`") else {
+            return out;
+        };
         if entries.is_empty() {
-            self.err(pipelines, "pipelines", "`pipelines` is empty: define at least one pipeline");
+            self.err(
+                pipelines,
+                "pipelines",
+                "`pipelines` is empty: define at least one pipeline",
+            );
         }
         for (k, v) in entries {
             let Some(name) = k.scalar_text() else {
@@ -295,35 +355,73 @@ impl Parser<'_> {
                     let hint = did_you_mean(&key, PIPELINE_KEYS.iter().copied())
                         .map(|s| format!(", did you mean `{s}`?"))
                         .unwrap_or_default();
-                    self.err(k, &kpath, format!("unknown pipeline key `{key}`{hint} (expected one of: {})", PIPELINE_KEYS.join(", ")));
+                    self.err(
+                        k,
+                        &kpath,
+                        format!(
+                            "unknown pipeline key `{key}`{hint} (expected one of: {})",
+                            PIPELINE_KEYS.join(", ")
+                        ),
+                    );
                 }
             }
         }
         if let Some(b) = &error_budget
             && !(0.0..=1.0).contains(&b.max_failed_ratio)
         {
-            let n = node.get("error_budget").map(|n| n.locate("max_failed_ratio")).unwrap_or(node);
-            self.err(n, &format!("{path}.error_budget.max_failed_ratio"), "must be between 0.0 and 1.0");
+            let n = node
+                .get("error_budget")
+                .map(|n| n.locate("max_failed_ratio"))
+                .unwrap_or(node);
+            self.err(
+                n,
+                &format!("{path}.error_budget.max_failed_ratio"),
+                "must be between 0.0 and 1.0",
+            );
         }
         if node.get("source").is_none() {
-            self.err(node, path, "missing `source:`: every pipeline reads from one source");
+            self.err(
+                node,
+                path,
+                "missing `source:`: every pipeline reads from one source",
+            );
             ok = false;
         }
         if !saw_sinks {
-            self.err(node, path, "missing `sinks:`: every pipeline writes to at least one sink");
+            self.err(
+                node,
+                path,
+                "missing `sinks:`: every pipeline writes to at least one sink",
+            );
             ok = false;
-        } else if sinks.is_empty() && node.get("sinks").is_some_and(|s| matches!(&s.kind, NodeKind::Seq(v) if v.is_empty())) {
-            self.err(node.get("sinks").expect("checked"), &child_key(path, "sinks"), "`sinks` is empty: add at least one sink");
+        } else if sinks.is_empty()
+            && node
+                .get("sinks")
+                .is_some_and(|s| matches!(&s.kind, NodeKind::Seq(v) if v.is_empty()))
+        {
+            self.err(
+                node.get("sinks").expect("checked"),
+                &child_key(path, "sinks"),
+                "`sinks` is empty: add at least one sink",
+            );
             ok = false;
         }
         let mut seen = std::collections::HashSet::new();
         for s in &sinks {
             if !seen.insert(s.name.clone()) {
-                self.err(&Node::new(s.location, NodeKind::Null), &s.path, format!("two sinks are named `{}`; names must be unique", s.name));
+                self.err(
+                    &Node::new(s.location, NodeKind::Null),
+                    &s.path,
+                    format!("two sinks are named `{}`; names must be unique", s.name),
+                );
             }
         }
         if settings.buffer_batches == 0 {
-            self.err(node.get("settings").unwrap_or(node), path, "settings.buffer_batches must be at least 1");
+            self.err(
+                node.get("settings").unwrap_or(node),
+                path,
+                "settings.buffer_batches must be at least 1",
+            );
         }
         let source = source?;
         if !ok {
@@ -352,13 +450,28 @@ impl Parser<'_> {
                 .collect(),
             NodeKind::Null => Vec::new(),
             _ => {
-                self.err(node, path, format!("expected a list of {}s, found {}", kind.noun(), node.type_name()));
+                self.err(
+                    node,
+                    path,
+                    format!(
+                        "expected a list of {}s, found {}",
+                        kind.noun(),
+                        node.type_name()
+                    ),
+                );
                 Vec::new()
             }
         }
     }
 
-    fn component(&mut self, node: &Node, path: &str, kind: PluginKind, index: usize, dlq: bool) -> Option<ComponentSpec> {
+    fn component(
+        &mut self,
+        node: &Node,
+        path: &str,
+        kind: PluginKind,
+        index: usize,
+        dlq: bool,
+    ) -> Option<ComponentSpec> {
         let entries = self.entries(node, path, &format!("a {}", kind.noun()))?;
         let allowed = runner_keys(kind, dlq);
         let mut type_node = None;
@@ -371,8 +484,20 @@ impl Parser<'_> {
             let key = k.scalar_text().unwrap_or_default();
             let kpath = child_key(path, &key);
             if !allowed.contains(&key.as_str()) {
-                if let Some(other) = [SINK_RUNNER_KEYS, TRANSFORM_RUNNER_KEYS].concat().into_iter().find(|r| *r == key) {
-                    self.err(k, &kpath, format!("`{other}` is not available on a {}{}", if dlq { "dlq " } else { "" }, kind.noun()));
+                if let Some(other) = [SINK_RUNNER_KEYS, TRANSFORM_RUNNER_KEYS]
+                    .concat()
+                    .into_iter()
+                    .find(|r| *r == key)
+                {
+                    self.err(
+                        k,
+                        &kpath,
+                        format!(
+                            "`{other}` is not available on a {}{}",
+                            if dlq { "dlq " } else { "" },
+                            kind.noun()
+                        ),
+                    );
                     continue;
                 }
                 rest.push((k.clone(), v.clone()));
@@ -395,28 +520,57 @@ impl Parser<'_> {
             }
         }
         if options.batch.max_records == 0 {
-            self.err(node, &child_key(path, "batch"), "batch.max_records must be at least 1");
+            self.err(
+                node,
+                &child_key(path, "batch"),
+                "batch.max_records must be at least 1",
+            );
         }
         if options.retry.max_attempts == 0 || options.retry.max_attempts < -1 {
-            self.err(node, &child_key(path, "retry"), "retry.max_attempts must be -1 (forever) or at least 1");
+            self.err(
+                node,
+                &child_key(path, "retry"),
+                "retry.max_attempts must be -1 (forever) or at least 1",
+            );
         }
         if kind == PluginKind::Transform && options.on_error == Some(OnError::Keep) {
             // fine: transforms may keep
         } else if options.on_error == Some(OnError::Keep) {
-            self.err(node, &child_key(path, "on_error"), "`on_error: keep` is only for transforms; sinks use dlq, drop or stop");
+            self.err(
+                node,
+                &child_key(path, "on_error"),
+                "`on_error: keep` is only for transforms; sinks use dlq, drop or stop",
+            );
         }
         let Some(type_node) = type_node else {
-            self.err(node, path, format!("missing `type:`: which {} plugin is this? (`weir plugins` lists them)", kind.noun()));
+            self.err(
+                node,
+                path,
+                format!(
+                    "missing `type:`: which {} plugin is this? (`weir plugins` lists them)",
+                    kind.noun()
+                ),
+            );
             return None;
         };
         let Some(type_name) = type_node.as_str().map(str::to_owned) else {
-            self.err(type_node, &child_key(path, "type"), format!("`type` must be text, found {}", type_node.type_name()));
+            self.err(
+                type_node,
+                &child_key(path, "type"),
+                format!("`type` must be text, found {}", type_node.type_name()),
+            );
             return None;
         };
         if self.errors.len() > before {
             return None;
         }
-        let name = name.unwrap_or_else(|| if kind == PluginKind::Source || dlq { type_name.clone() } else { format!("{type_name}-{index}") });
+        let name = name.unwrap_or_else(|| {
+            if kind == PluginKind::Source || dlq {
+                type_name.clone()
+            } else {
+                format!("{type_name}-{index}")
+            }
+        });
         Some(ComponentSpec {
             kind,
             type_name,

@@ -43,7 +43,10 @@ impl PluginConfig for FileSinkConfig {
         if self.path.as_os_str().is_empty() {
             return Err(BuildError::at("path", "must not be empty"));
         }
-        Ok(Box::new(FileSink { config: self, file: Mutex::new(None) }))
+        Ok(Box::new(FileSink {
+            config: self,
+            file: Mutex::new(None),
+        }))
     }
 }
 
@@ -53,7 +56,9 @@ impl FileSink {
     async fn open(&self) -> Result<tokio::fs::File, SinkError> {
         let p = &self.config.path;
         if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| SinkError::retriable(format!("cannot create {}: {e}", dir.display())))?;
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                SinkError::retriable(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         tokio::fs::OpenOptions::new()
             .create(true)
@@ -83,7 +88,9 @@ impl Sink for FileSink {
             return Err(SinkError::retriable(format!("write to {path} failed: {e}")));
         }
         if self.config.fsync {
-            f.sync_data().await.map_err(|e| SinkError::retriable(format!("fsync of {path} failed: {e}")))?;
+            f.sync_data()
+                .await
+                .map_err(|e| SinkError::retriable(format!("fsync of {path} failed: {e}")))?;
         }
         Ok(())
     }
@@ -96,8 +103,12 @@ impl Sink for FileSink {
 
     async fn flush(&self) -> Result<(), SinkError> {
         if let Some(f) = self.file.lock().await.as_mut() {
-            f.flush().await.map_err(|e| SinkError::retriable(e.to_string()))?;
-            f.sync_all().await.map_err(|e| SinkError::retriable(format!("fsync failed: {e}")))?;
+            f.flush()
+                .await
+                .map_err(|e| SinkError::retriable(e.to_string()))?;
+            f.sync_all()
+                .await
+                .map_err(|e| SinkError::retriable(format!("fsync failed: {e}")))?;
         }
         Ok(())
     }
@@ -111,7 +122,9 @@ mod tests {
     fn read(path: PathBuf) -> BoxFuture<'static, Vec<Record>> {
         Box::pin(async move {
             let text = tokio::fs::read_to_string(&path).await.unwrap_or_default();
-            text.lines().map(|l| Record::from_bytes(l.as_bytes().to_vec())).collect()
+            text.lines()
+                .map(|l| Record::from_bytes(l.as_bytes().to_vec()))
+                .collect()
         })
     }
 
@@ -121,20 +134,46 @@ mod tests {
         let path = dir.path().join("nested/out.ndjson");
         for fsync in [false, true] {
             let _ = std::fs::remove_file(&path);
-            let sink = FileSinkConfig { path: path.clone(), envelope: false, fsync }
-                .build(&BuildContext { pipeline: "p".into(), component: "f".into() })
-                .unwrap();
+            let sink = FileSinkConfig {
+                path: path.clone(),
+                envelope: false,
+                fsync,
+            }
+            .build(&BuildContext {
+                pipeline: "p".into(),
+                component: "f".into(),
+            })
+            .unwrap();
             let p = path.clone();
-            sink_conformance(&*sink, SinkCapabilities { headers: false, keys: false }, &move || read(p.clone())).await.unwrap();
+            sink_conformance(
+                &*sink,
+                SinkCapabilities {
+                    headers: false,
+                    keys: false,
+                },
+                &move || read(p.clone()),
+            )
+            .await
+            .unwrap();
         }
     }
 
     #[tokio::test]
     async fn unwritable_path_is_a_retriable_error_naming_the_path() {
-        let sink = FileSinkConfig { path: "/proc/weir-cannot/x.ndjson".into(), envelope: false, fsync: false }
-            .build(&BuildContext { pipeline: "p".into(), component: "f".into() })
-            .unwrap();
-        let err = sink.write(&weir_core::testing::sample_records(1)).await.unwrap_err();
+        let sink = FileSinkConfig {
+            path: "/proc/weir-cannot/x.ndjson".into(),
+            envelope: false,
+            fsync: false,
+        }
+        .build(&BuildContext {
+            pipeline: "p".into(),
+            component: "f".into(),
+        })
+        .unwrap();
+        let err = sink
+            .write(&weir_core::testing::sample_records(1))
+            .await
+            .unwrap_err();
         assert!(matches!(err, SinkError::Retriable { .. }), "{err:?}");
         assert!(err.to_string().contains("/proc/weir-cannot"), "{err}");
     }

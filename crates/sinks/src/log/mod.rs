@@ -51,7 +51,12 @@ impl PluginConfig for LogSinkConfig {
     const EXAMPLE: &'static str = "type: log\nlevel: info\n";
     type Output = dyn Sink;
     fn build(self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
-        Ok(Box::new(LogSink { level: self.level, envelope: self.envelope, pipeline: cx.pipeline.to_string(), component: cx.component.to_string() }))
+        Ok(Box::new(LogSink {
+            level: self.level,
+            envelope: self.envelope,
+            pipeline: cx.pipeline.to_string(),
+            component: cx.component.to_string(),
+        }))
     }
 }
 

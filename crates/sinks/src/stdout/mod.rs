@@ -32,7 +32,10 @@ impl PluginConfig for StdoutSinkConfig {
     const EXAMPLE: &'static str = "type: stdout\nenvelope: false\n";
     type Output = dyn Sink;
     fn build(self, _cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
-        Ok(Box::new(StdoutSink { envelope: self.envelope, out: Mutex::new(tokio::io::stdout()) }))
+        Ok(Box::new(StdoutSink {
+            envelope: self.envelope,
+            out: Mutex::new(tokio::io::stdout()),
+        }))
     }
 }
 
@@ -47,7 +50,11 @@ impl Sink for StdoutSink {
         }
         let mut out = self.out.lock().await;
         // A closed pipe (`weir run … | head`) is not worth retrying.
-        out.write_all(&buf).await.map_err(|e| SinkError::Fatal(format!("cannot write to stdout: {e}")))?;
-        out.flush().await.map_err(|e| SinkError::Fatal(format!("cannot flush stdout: {e}")))
+        out.write_all(&buf)
+            .await
+            .map_err(|e| SinkError::Fatal(format!("cannot write to stdout: {e}")))?;
+        out.flush()
+            .await
+            .map_err(|e| SinkError::Fatal(format!("cannot flush stdout: {e}")))
     }
 }

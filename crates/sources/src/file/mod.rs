@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tokio::io::BufReader;
-use weir_core::{BuildContext, BuildError, HumanDuration, PluginConfig, Source, SourceContext, SourceError};
+use weir_core::{
+    BuildContext, BuildError, HumanDuration, PluginConfig, Source, SourceContext, SourceError,
+};
 
 use crate::lines::{LinesEnd, read_lines};
 
@@ -90,9 +92,17 @@ mod tests {
     use weir_core::testing::{run_source, source_conformance};
 
     fn cfg(path: PathBuf, follow: bool) -> Box<dyn Source> {
-        FileSourceConfig { path, follow, poll_interval: HumanDuration::from_millis(20), max_batch: 3 }
-            .build(&BuildContext { pipeline: "p".into(), component: "c".into() })
-            .unwrap()
+        FileSourceConfig {
+            path,
+            follow,
+            poll_interval: HumanDuration::from_millis(20),
+            max_batch: 3,
+        }
+        .build(&BuildContext {
+            pipeline: "p".into(),
+            component: "c".into(),
+        })
+        .unwrap()
     }
 
     #[tokio::test]
@@ -102,9 +112,14 @@ mod tests {
             writeln!(f, "{{\"i\":{i}}}").unwrap();
         }
         writeln!(f, "not json").unwrap();
-        let run = source_conformance(cfg(f.path().into(), false), 11, false).await.unwrap();
+        let run = source_conformance(cfg(f.path().into(), false), 11, false)
+            .await
+            .unwrap();
         assert_eq!(run.records[3].value.decoded().unwrap()["i"], 3);
-        assert_eq!(*run.records[10].value.decoded().unwrap(), serde_json::json!("not json"));
+        assert_eq!(
+            *run.records[10].value.decoded().unwrap(),
+            serde_json::json!("not json")
+        );
         assert_eq!(run.records[10].meta.origin.as_ref().unwrap().offset, 10);
     }
 
@@ -115,20 +130,34 @@ mod tests {
         let writer = tokio::spawn(async move {
             for i in 0..5 {
                 tokio::time::sleep(Duration::from_millis(30)).await;
-                let mut h = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+                let mut h = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
                 writeln!(h, "{{\"i\":{i}}}").unwrap();
             }
         });
         let run = run_source(cfg(f.path().into(), true), Some(5), Duration::from_secs(2)).await;
         writer.await.unwrap();
         assert_eq!(run.records.len(), 5);
-        assert!(matches!(run.result, Some(Ok(()))), "stops cleanly on shutdown");
+        assert!(
+            matches!(run.result, Some(Ok(()))),
+            "stops cleanly on shutdown"
+        );
     }
 
     #[tokio::test]
     async fn missing_file_is_a_clear_error() {
-        let run = run_source(cfg("/nonexistent/weir.ndjson".into(), false), None, Duration::from_secs(1)).await;
+        let run = run_source(
+            cfg("/nonexistent/weir.ndjson".into(), false),
+            None,
+            Duration::from_secs(1),
+        )
+        .await;
         let err = run.result.unwrap().unwrap_err().to_string();
-        assert!(err.contains("cannot open /nonexistent/weir.ndjson"), "{err}");
+        assert!(
+            err.contains("cannot open /nonexistent/weir.ndjson"),
+            "{err}"
+        );
     }
 }

@@ -53,7 +53,8 @@ pub struct GeneratorSource {
 
 impl PluginConfig for GeneratorSourceConfig {
     const TYPE: &'static str = "generator";
-    const SUMMARY: &'static str = "Generate synthetic credit-card transactions (seeded, rate-limited, with anomalies)";
+    const SUMMARY: &'static str =
+        "Generate synthetic credit-card transactions (seeded, rate-limited, with anomalies)";
     const EXAMPLE: &'static str = "type: generator\ncount: 10000\nrate_per_sec: 2000\nseed: 42\n";
     type Output = dyn Source;
     fn build(self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
@@ -63,13 +64,18 @@ impl PluginConfig for GeneratorSourceConfig {
             return Err(BuildError::at("rate_per_sec", "must be a positive number"));
         }
         if !(0.0..=1.0).contains(&self.anomaly_rate) {
-            return Err(BuildError::at("anomaly_rate", "must be between 0.0 and 1.0"));
+            return Err(BuildError::at(
+                "anomaly_rate",
+                "must be between 0.0 and 1.0",
+            ));
         }
         if self.max_batch == 0 {
             return Err(BuildError::at("max_batch", "must be at least 1"));
         }
         let seed = self.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(7, |d| d.as_nanos() as u64)
         });
         Ok(Box::new(GeneratorSource { config: self, seed }))
     }
@@ -105,7 +111,9 @@ impl Source for GeneratorSource {
                 return Ok(());
             }
             let n = remaining.min(batch_size as u64) as usize;
-            let batch: Vec<_> = (0..n).map(|i| generator.record(&topic, (sent + i as u64) as i64)).collect();
+            let batch: Vec<_> = (0..n)
+                .map(|i| generator.record(&topic, (sent + i as u64) as i64))
+                .collect();
             tokio::select! {
                 _ = cx.shutdown.cancelled() => return Ok(()),
                 r = cx.send(batch) => { r.map_err(|_| SourceError::Closed)?; }
@@ -121,42 +129,92 @@ mod tests {
     use weir_core::testing::{run_source, source_conformance};
 
     fn build(count: Option<u64>, rate: Option<f64>, seed: u64) -> Box<dyn Source> {
-        GeneratorSourceConfig { count, rate_per_sec: rate, seed: Some(seed), anomaly_rate: 0.05, max_batch: 100 }
-            .build(&BuildContext { pipeline: "p".into(), component: "g".into() })
-            .unwrap()
+        GeneratorSourceConfig {
+            count,
+            rate_per_sec: rate,
+            seed: Some(seed),
+            anomaly_rate: 0.05,
+            max_batch: 100,
+        }
+        .build(&BuildContext {
+            pipeline: "p".into(),
+            component: "g".into(),
+        })
+        .unwrap()
     }
 
     #[tokio::test]
     async fn emits_count_records_with_acks_and_is_reproducible() {
-        let a = source_conformance(build(Some(1000), None, 9), 1000, false).await.unwrap();
-        let b = source_conformance(build(Some(1000), None, 9), 1000, false).await.unwrap();
+        let a = source_conformance(build(Some(1000), None, 9), 1000, false)
+            .await
+            .unwrap();
+        let b = source_conformance(build(Some(1000), None, 9), 1000, false)
+            .await
+            .unwrap();
         let bytes = |r: &weir_core::Record| r.value.to_bytes();
-        assert!(a.records.iter().zip(&b.records).all(|(x, y)| bytes(x) == bytes(y) && x.key == y.key));
-        let c = source_conformance(build(Some(10), None, 10), 10, false).await.unwrap();
-        assert_ne!(bytes(&a.records[0]), bytes(&c.records[0]), "another seed gives other data");
-        let anomalies = a.records.iter().filter(|r| r.value.decoded().unwrap()["anomaly"] == true).count();
-        assert!((20..=90).contains(&anomalies), "about 5% anomalies, got {anomalies}");
+        assert!(
+            a.records
+                .iter()
+                .zip(&b.records)
+                .all(|(x, y)| bytes(x) == bytes(y) && x.key == y.key)
+        );
+        let c = source_conformance(build(Some(10), None, 10), 10, false)
+            .await
+            .unwrap();
+        assert_ne!(
+            bytes(&a.records[0]),
+            bytes(&c.records[0]),
+            "another seed gives other data"
+        );
+        let anomalies = a
+            .records
+            .iter()
+            .filter(|r| r.value.decoded().unwrap()["anomaly"] == true)
+            .count();
+        assert!(
+            (20..=90).contains(&anomalies),
+            "about 5% anomalies, got {anomalies}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn respects_the_rate() {
         let started = Instant::now();
-        let run = run_source(build(Some(500), Some(1000.0), 1), None, Duration::from_secs(5)).await;
+        let run = run_source(
+            build(Some(500), Some(1000.0), 1),
+            None,
+            Duration::from_secs(5),
+        )
+        .await;
         assert_eq!(run.records.len(), 500);
         let took = started.elapsed();
         // 500 records at 1000/s: the last batch is due at ~0.4-0.5s of virtual time.
-        assert!(took >= Duration::from_millis(400) && took < Duration::from_millis(600), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(400) && took < Duration::from_millis(600),
+            "{took:?}"
+        );
     }
 
     #[tokio::test]
     async fn endless_generator_stops_on_shutdown() {
-        source_conformance(build(None, None, 3), 2000, true).await.unwrap();
+        source_conformance(build(None, None, 3), 2000, true)
+            .await
+            .unwrap();
     }
 
     #[test]
     fn rejects_bad_options() {
-        let cx = BuildContext { pipeline: "p".into(), component: "g".into() };
-        let bad = GeneratorSourceConfig { count: None, rate_per_sec: Some(0.0), seed: None, anomaly_rate: 0.1, max_batch: 1 };
+        let cx = BuildContext {
+            pipeline: "p".into(),
+            component: "g".into(),
+        };
+        let bad = GeneratorSourceConfig {
+            count: None,
+            rate_per_sec: Some(0.0),
+            seed: None,
+            anomaly_rate: 0.1,
+            max_batch: 1,
+        };
         assert_eq!(bad.build(&cx).err().unwrap().path, "rate_per_sec");
     }
 }

@@ -70,20 +70,61 @@ pub struct Transaction<'a> {
     pub anomaly: bool,
 }
 
-const FIRST: &[&str] = &["Ann", "Bram", "Chloé", "Daan", "Eva", "Femke", "Gijs", "Hana", "Ivo", "Jun", "Kofi", "Lena"];
-const LAST: &[&str] = &["de Vries", "Jansen", "Smith", "García", "Müller", "Okafor", "Tanaka", "Novak", "Rossi"];
-const MERCHANTS: &[Merchant] = &[
-    Merchant { name: "Corner Grocer", category: "groceries" },
-    Merchant { name: "Rail Ticket Office", category: "travel" },
-    Merchant { name: "Bean There Coffee", category: "restaurants" },
-    Merchant { name: "Pixel Electronics", category: "electronics" },
-    Merchant { name: "Page Turner Books", category: "books" },
-    Merchant { name: "Fuel Stop", category: "fuel" },
-    Merchant { name: "Cloud Subscriptions", category: "digital" },
-    Merchant { name: "Luxe Jewels", category: "jewellery" },
+const FIRST: &[&str] = &[
+    "Ann", "Bram", "Chloé", "Daan", "Eva", "Femke", "Gijs", "Hana", "Ivo", "Jun", "Kofi", "Lena",
 ];
-const HOME: &[(&str, &str)] = &[("NL", "EUR"), ("DE", "EUR"), ("BE", "EUR"), ("FR", "EUR"), ("GB", "GBP"), ("US", "USD")];
-const UNUSUAL: &[(&str, &str)] = &[("KP", "USD"), ("RU", "RUB"), ("NG", "NGN"), ("BR", "BRL"), ("VN", "VND")];
+const LAST: &[&str] = &[
+    "de Vries", "Jansen", "Smith", "García", "Müller", "Okafor", "Tanaka", "Novak", "Rossi",
+];
+const MERCHANTS: &[Merchant] = &[
+    Merchant {
+        name: "Corner Grocer",
+        category: "groceries",
+    },
+    Merchant {
+        name: "Rail Ticket Office",
+        category: "travel",
+    },
+    Merchant {
+        name: "Bean There Coffee",
+        category: "restaurants",
+    },
+    Merchant {
+        name: "Pixel Electronics",
+        category: "electronics",
+    },
+    Merchant {
+        name: "Page Turner Books",
+        category: "books",
+    },
+    Merchant {
+        name: "Fuel Stop",
+        category: "fuel",
+    },
+    Merchant {
+        name: "Cloud Subscriptions",
+        category: "digital",
+    },
+    Merchant {
+        name: "Luxe Jewels",
+        category: "jewellery",
+    },
+];
+const HOME: &[(&str, &str)] = &[
+    ("NL", "EUR"),
+    ("DE", "EUR"),
+    ("BE", "EUR"),
+    ("FR", "EUR"),
+    ("GB", "GBP"),
+    ("US", "USD"),
+];
+const UNUSUAL: &[(&str, &str)] = &[
+    ("KP", "USD"),
+    ("RU", "RUB"),
+    ("NG", "NGN"),
+    ("BR", "BRL"),
+    ("VN", "VND"),
+];
 
 /// Generates transactions over a fixed base of cards.
 #[derive(Debug)]
@@ -138,16 +179,33 @@ impl TransactionGenerator {
         let mut rng = Rng(seed);
         let cards = (0..500)
             .map(|_| {
-                let (brand, first) = if rng.below(2) == 0 { ("visa", 4) } else { ("mastercard", 5) };
+                let (brand, first) = if rng.below(2) == 0 {
+                    ("visa", 4)
+                } else {
+                    ("mastercard", 5)
+                };
                 let mut digits = vec![first];
                 digits.extend((0..14).map(|_| rng.below(10) as u8));
                 luhn_complete(&mut digits);
                 let number: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
                 let holder = format!("{} {}", rng.pick(FIRST), rng.pick(LAST));
-                (Card { number, brand, holder }, rng.below(HOME.len() as u64) as usize)
+                (
+                    Card {
+                        number,
+                        brand,
+                        holder,
+                    },
+                    rng.below(HOME.len() as u64) as usize,
+                )
             })
             .collect();
-        TransactionGenerator { rng, cards, anomaly_rate, prefix: format!("txn-{:08x}", seed as u32), epoch_ms: 1_767_225_600_000 }
+        TransactionGenerator {
+            rng,
+            cards,
+            anomaly_rate,
+            prefix: format!("txn-{:08x}", seed as u32),
+            epoch_ms: 1_767_225_600_000,
+        }
     }
 
     /// The next transaction's JSON bytes and its card number (the key).
@@ -156,7 +214,11 @@ impl TransactionGenerator {
         let (card, home) = &self.cards[r.below(self.cards.len() as u64) as usize];
         let anomaly = r.unit() < self.anomaly_rate;
         let ((country, currency), amount) = if anomaly {
-            let place = if r.below(2) == 0 { *r.pick(UNUSUAL) } else { HOME[*home] };
+            let place = if r.below(2) == 0 {
+                *r.pick(UNUSUAL)
+            } else {
+                HOME[*home]
+            };
             (place, 1000.0 + (r.unit() * 9000.0))
         } else {
             // Mostly small amounts, a long tail up to ~900.
@@ -172,10 +234,15 @@ impl TransactionGenerator {
             currency,
             merchant,
             country,
-            timestamp: weir_core::template::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts as u64)),
+            timestamp: weir_core::template::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts as u64),
+            ),
             anomaly,
         };
-        (serde_json::to_vec(&t).expect("serializable"), card.number.clone())
+        (
+            serde_json::to_vec(&t).expect("serializable"),
+            card.number.clone(),
+        )
     }
 
     /// The next transaction as a record.
@@ -184,7 +251,11 @@ impl TransactionGenerator {
         let mut r = Record::from_bytes(json);
         r.key = Some(Bytes::from(key));
         r.timestamp = Some(crate::lines::now_millis());
-        r.meta.origin = Some(Origin { topic: topic.clone(), partition: 0, offset: seq });
+        r.meta.origin = Some(Origin {
+            topic: topic.clone(),
+            partition: 0,
+            offset: seq,
+        });
         r
     }
 }

@@ -32,14 +32,17 @@ pub struct StdinSource {
 
 impl PluginConfig for StdinSourceConfig {
     const TYPE: &'static str = "stdin";
-    const SUMMARY: &'static str = "Read JSON lines from standard input (non-JSON lines become strings)";
+    const SUMMARY: &'static str =
+        "Read JSON lines from standard input (non-JSON lines become strings)";
     const EXAMPLE: &'static str = "type: stdin\n";
     type Output = dyn Source;
     fn build(self, _cx: &BuildContext) -> Result<Box<dyn Source>, BuildError> {
         if self.max_batch == 0 {
             return Err(BuildError::at("max_batch", "must be at least 1"));
         }
-        Ok(Box::new(StdinSource { max_batch: self.max_batch }))
+        Ok(Box::new(StdinSource {
+            max_batch: self.max_batch,
+        }))
     }
 }
 
@@ -51,6 +54,8 @@ impl Source for StdinSource {
         let mut reader = BufReader::with_capacity(256 * 1024, tokio::io::stdin());
         let topic: Arc<str> = "stdin".into();
         let mut offset = 0;
-        read_lines(&mut reader, &cx, &topic, &mut offset, self.max_batch).await.map(|_| ())
+        read_lines(&mut reader, &cx, &topic, &mut offset, self.max_batch)
+            .await
+            .map(|_| ())
     }
 }

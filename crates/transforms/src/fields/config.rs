@@ -48,16 +48,21 @@ fn default_mask_with() -> Json {
 }
 
 fn value_path(list: &str, i: usize, text: &str) -> Result<FieldPath, BuildError> {
-    let p = FieldPath::parse(text).map_err(|e| BuildError::at(format!("{list}[{i}]"), e.to_string()))?;
+    let p = FieldPath::parse(text)
+        .map_err(|e| BuildError::at(format!("{list}[{i}]"), e.to_string()))?;
     if p.root != Root::Value {
-        return Err(BuildError::at(format!("{list}[{i}]"), format!("`{list}` takes value paths such as `value.card.number`, not {text:?}")));
+        return Err(BuildError::at(
+            format!("{list}[{i}]"),
+            format!("`{list}` takes value paths such as `value.card.number`, not {text:?}"),
+        ));
     }
     Ok(p)
 }
 
 impl PluginConfig for FieldsTransformConfig {
     const TYPE: &'static str = "fields";
-    const SUMMARY: &'static str = "Include, exclude, rename, mask or hash fields by path (PII filtering)";
+    const SUMMARY: &'static str =
+        "Include, exclude, rename, mask or hash fields by path (PII filtering)";
     const EXAMPLE: &'static str = r#"type: fields
 exclude: [value.card.cvv, headers.internal]
 mask: [value.card.number]
@@ -68,8 +73,15 @@ hash_salt: "${HASH_SALT:-change-me}"
     type Output = dyn Transform;
 
     fn build(self, _cx: &BuildContext) -> Result<Box<dyn Transform>, BuildError> {
-        if self.include.is_empty() && self.exclude.is_empty() && self.rename.is_empty() && self.mask.is_empty() && self.hash.is_empty() {
-            return Err(BuildError::new("nothing to do: give at least one of include, exclude, rename, mask, hash"));
+        if self.include.is_empty()
+            && self.exclude.is_empty()
+            && self.rename.is_empty()
+            && self.mask.is_empty()
+            && self.hash.is_empty()
+        {
+            return Err(BuildError::new(
+                "nothing to do: give at least one of include, exclude, rename, mask, hash",
+            ));
         }
         let include = if self.include.is_empty() {
             None
@@ -84,28 +96,61 @@ hash_salt: "${HASH_SALT:-change-me}"
             .exclude
             .iter()
             .enumerate()
-            .map(|(i, t)| FieldPath::parse(t).map_err(|e| BuildError::at(format!("exclude[{i}]"), e.to_string())))
+            .map(|(i, t)| {
+                FieldPath::parse(t)
+                    .map_err(|e| BuildError::at(format!("exclude[{i}]"), e.to_string()))
+            })
             .collect::<Result<_, _>>()?;
         let mut rename = Vec::new();
         for (from, to) in &self.rename {
             let f = FieldPath::parse(from).map_err(|e| BuildError::at("rename", e.to_string()))?;
             let t = FieldPath::parse(to).map_err(|e| BuildError::at("rename", e.to_string()))?;
             if f.root != Root::Value || t.root != Root::Value {
-                return Err(BuildError::at("rename", "rename takes value paths on both sides"));
+                return Err(BuildError::at(
+                    "rename",
+                    "rename takes value paths on both sides",
+                ));
             }
             if f.has_wildcard() || t.has_wildcard() {
-                return Err(BuildError::at("rename", format!("`{from}: {to}`: rename cannot use a wildcard")));
+                return Err(BuildError::at(
+                    "rename",
+                    format!("`{from}: {to}`: rename cannot use a wildcard"),
+                ));
             }
             rename.push((f.segments, t.segments));
         }
-        let mask = self.mask.iter().enumerate().map(|(i, t)| value_path("mask", i, t).map(|p| p.segments)).collect::<Result<_, _>>()?;
-        let hash: Vec<_> = self.hash.iter().enumerate().map(|(i, t)| value_path("hash", i, t).map(|p| p.segments)).collect::<Result<_, _>>()?;
+        let mask = self
+            .mask
+            .iter()
+            .enumerate()
+            .map(|(i, t)| value_path("mask", i, t).map(|p| p.segments))
+            .collect::<Result<_, _>>()?;
+        let hash: Vec<_> = self
+            .hash
+            .iter()
+            .enumerate()
+            .map(|(i, t)| value_path("hash", i, t).map(|p| p.segments))
+            .collect::<Result<_, _>>()?;
         let salt = match (&self.hash_salt, hash.is_empty()) {
             (Some(s), _) => s.clone().into_bytes(),
             (None, true) => Vec::new(),
-            (None, false) => return Err(BuildError::at("hash", "`hash` needs `hash_salt` (unsalted hashes of emails or card numbers are easy to reverse)")),
+            (None, false) => {
+                return Err(BuildError::at(
+                    "hash",
+                    "`hash` needs `hash_salt` (unsalted hashes of emails or card numbers are easy to reverse)",
+                ));
+            }
         };
-        Ok(Box::new(FieldsTransform { include, exclude, rename, mask, mask_with: self.mask_with, keep_last: self.keep_last, hash, salt }))
+        Ok(Box::new(FieldsTransform {
+            include,
+            exclude,
+            rename,
+            mask,
+            mask_with: self.mask_with,
+            keep_last: self.keep_last,
+            hash,
+            salt,
+        }))
     }
 }
 

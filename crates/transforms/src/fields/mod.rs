@@ -30,7 +30,9 @@ fn mask_value(v: &mut Json, with: &Json, keep_last: usize) {
         if n > keep_last {
             let tail: String = s.chars().skip(n - keep_last).collect();
             let fill = with.as_str().and_then(|w| w.chars().next()).unwrap_or('*');
-            *s = std::iter::repeat_n(fill, n - keep_last).chain(tail.chars()).collect();
+            *s = std::iter::repeat_n(fill, n - keep_last)
+                .chain(tail.chars())
+                .collect();
             return;
         }
     }
@@ -66,18 +68,23 @@ impl Transform for FieldsTransform {
         }
         let v = record.value.json_mut()?;
         if let Some(proj) = &self.include {
-            *v = proj.apply(v).unwrap_or_else(|| Json::Object(Default::default()));
+            *v = proj
+                .apply(v)
+                .unwrap_or_else(|| Json::Object(Default::default()));
         }
         for p in self.exclude.iter().filter(|p| p.root == Root::Value) {
             path::remove(v, &p.segments);
         }
         for (from, to) in &self.rename {
             if let Some(taken) = path::remove(v, from).pop() {
-                path::insert(v, to, taken).map_err(|e| TransformError::Fatal(format!("rename: {e}")))?;
+                path::insert(v, to, taken)
+                    .map_err(|e| TransformError::Fatal(format!("rename: {e}")))?;
             }
         }
         for segs in &self.mask {
-            path::for_each_mut(v, segs, &mut |x| mask_value(x, &self.mask_with, self.keep_last));
+            path::for_each_mut(v, segs, &mut |x| {
+                mask_value(x, &self.mask_with, self.keep_last)
+            });
         }
         for segs in &self.hash {
             path::for_each_mut(v, segs, &mut |x| hash_value(x, &self.salt));
@@ -96,7 +103,10 @@ mod tests {
     fn build(yaml: &str) -> Result<Box<dyn Transform>, weir_core::BuildError> {
         let n: Node = serde_saphyr_free_parse(yaml);
         let c: FieldsTransformConfig = from_node(&n, "").unwrap();
-        c.build(&BuildContext { pipeline: "p".into(), component: "c".into() })
+        c.build(&BuildContext {
+            pipeline: "p".into(),
+            component: "c".into(),
+        })
     }
 
     fn serde_saphyr_free_parse(yaml: &str) -> Node {
@@ -112,15 +122,27 @@ mod tests {
     #[test]
     fn masks_card_numbers_keeping_the_last_four_and_wildcards_reach_arrays() {
         let t = build("mask: [value.card.number, value.items.*.secret]\nkeep_last: 4\n").unwrap();
-        let out = run(&*t, json!({"card":{"number":"4111111111111111"},"items":[{"secret":"abcdef"},{"secret":"xy"}]}));
-        assert_eq!(out, json!({"card":{"number":"************1111"},"items":[{"secret":"**cdef"},{"secret":"****"}]}));
+        let out = run(
+            &*t,
+            json!({"card":{"number":"4111111111111111"},"items":[{"secret":"abcdef"},{"secret":"xy"}]}),
+        );
+        assert_eq!(
+            out,
+            json!({"card":{"number":"************1111"},"items":[{"secret":"**cdef"},{"secret":"****"}]})
+        );
     }
 
     #[test]
     fn include_exclude_rename() {
         let t = build("include: [value.id, value.user, 'value.items[*].sku']\nexclude: [value.user.ssn]\nrename: { value.user.name: value.customer }\n").unwrap();
-        let out = run(&*t, json!({"id":1,"user":{"name":"Ann","ssn":"123"},"items":[{"sku":"a","cost":1}],"drop":true}));
-        assert_eq!(out, json!({"id":1,"user":{},"items":[{"sku":"a"}],"customer":"Ann"}));
+        let out = run(
+            &*t,
+            json!({"id":1,"user":{"name":"Ann","ssn":"123"},"items":[{"sku":"a","cost":1}],"drop":true}),
+        );
+        assert_eq!(
+            out,
+            json!({"id":1,"user":{},"items":[{"sku":"a"}],"customer":"Ann"})
+        );
     }
 
     #[test]
@@ -138,10 +160,16 @@ mod tests {
     fn bad_options_are_build_errors_with_paths() {
         let e = build("mask: [card.number]\n").err().unwrap();
         assert_eq!(e.path, "mask[0]");
-        assert!(e.message.contains("paths start at `value`"), "{}", e.message);
+        assert!(
+            e.message.contains("paths start at `value`"),
+            "{}",
+            e.message
+        );
         let e = build("hash: [value.email]\n").err().unwrap();
         assert!(e.message.contains("hash_salt"), "{}", e.message);
-        let e = build("rename: { 'value.items[*].a': value.b }\n").err().unwrap();
+        let e = build("rename: { 'value.items[*].a': value.b }\n")
+            .err()
+            .unwrap();
         assert!(e.message.contains("wildcard"), "{}", e.message);
         assert!(build("{}").err().unwrap().message.contains("nothing to do"));
     }

@@ -22,7 +22,8 @@ pub struct FilterTransformConfig {
 
 impl PluginConfig for FilterTransformConfig {
     const TYPE: &'static str = "filter";
-    const SUMMARY: &'static str = "Keep records matching EventBridge event patterns (Pipes' Kafka event shape)";
+    const SUMMARY: &'static str =
+        "Keep records matching EventBridge event patterns (Pipes' Kafka event shape)";
     const EXAMPLE: &'static str = r#"type: filter
 patterns:
   - value:
@@ -36,7 +37,9 @@ patterns:
         if self.patterns.is_empty() {
             return Err(BuildError::at("patterns", "list at least one pattern"));
         }
-        FilterTransform::new(&self.patterns).map(|f| Box::new(f) as Box<dyn Transform>).map_err(|e| BuildError::at(e.path, e.message))
+        FilterTransform::new(&self.patterns)
+            .map(|f| Box::new(f) as Box<dyn Transform>)
+            .map_err(|e| BuildError::at(e.path, e.message))
     }
 }
 

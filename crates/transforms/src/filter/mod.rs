@@ -27,13 +27,22 @@ impl FilterTransform {
             .enumerate()
             .map(|(i, p)| {
                 Pattern::compile(p).map_err(|e| PatternError {
-                    path: if e.path.is_empty() { format!("patterns[{i}]") } else { format!("patterns[{i}].{}", e.path) },
+                    path: if e.path.is_empty() {
+                        format!("patterns[{i}]")
+                    } else {
+                        format!("patterns[{i}].{}", e.path)
+                    },
                     message: e.message,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let needs_value = patterns.iter().any(|p| p.top_fields().any(|f| f == "value"));
-        Ok(FilterTransform { patterns, needs_value })
+        let needs_value = patterns
+            .iter()
+            .any(|p| p.top_fields().any(|f| f == "value"));
+        Ok(FilterTransform {
+            patterns,
+            needs_value,
+        })
     }
 
     /// True when the record matches any pattern.
@@ -43,7 +52,11 @@ impl FilterTransform {
         }
         let r: &Record = record;
         let lookup = |k: &str| -> Option<Cow<'_, Json>> {
-            if k == "value" { r.value.parsed().map(Cow::Borrowed) } else { meta_field(r, k).map(Cow::Owned) }
+            if k == "value" {
+                r.value.parsed().map(Cow::Borrowed)
+            } else {
+                meta_field(r, k).map(Cow::Owned)
+            }
         };
         Ok(self.patterns.iter().any(|p| p.matches_with(&lookup)))
     }
@@ -51,7 +64,11 @@ impl FilterTransform {
 
 impl Transform for FilterTransform {
     fn apply(&self, record: &mut Record) -> Result<Flow, TransformError> {
-        Ok(if self.matches(record)? { Flow::Keep } else { Flow::Drop })
+        Ok(if self.matches(record)? {
+            Flow::Keep
+        } else {
+            Flow::Drop
+        })
     }
 }
 

@@ -24,7 +24,10 @@ pub struct PatternError {
 type R<T> = Result<T, PatternError>;
 
 fn err<T>(path: &str, message: impl Into<String>) -> R<T> {
-    Err(PatternError { path: path.to_owned(), message: message.into() })
+    Err(PatternError {
+        path: path.to_owned(),
+        message: message.into(),
+    })
 }
 
 /// A compiled object pattern: every field rule must match, and one alternative of every `$or`.
@@ -86,13 +89,23 @@ impl Pattern {
 
     /// The top-level field names the pattern looks at (to know whether the value must be decoded).
     pub fn top_fields(&self) -> impl Iterator<Item = &str> {
-        self.fields.iter().map(|(k, _)| k.as_str()).chain(self.ors.iter().flatten().flat_map(|p| p.top_fields().collect::<Vec<_>>()))
+        self.fields.iter().map(|(k, _)| k.as_str()).chain(
+            self.ors
+                .iter()
+                .flatten()
+                .flat_map(|p| p.top_fields().collect::<Vec<_>>()),
+        )
     }
 
     /// Matches an object whose fields come from `lookup` (the event view at the top level).
     pub fn matches_with<'a>(&self, lookup: &dyn Fn(&str) -> Option<Cow<'a, Json>>) -> bool {
-        self.fields.iter().all(|(k, rule)| rule.matches(lookup(k).as_deref()))
-            && self.ors.iter().all(|alts| alts.iter().any(|p| p.matches_with(lookup)))
+        self.fields
+            .iter()
+            .all(|(k, rule)| rule.matches(lookup(k).as_deref()))
+            && self
+                .ors
+                .iter()
+                .all(|alts| alts.iter().any(|p| p.matches_with(lookup)))
     }
 
     /// Matches a JSON object.
@@ -104,41 +117,73 @@ impl Pattern {
 }
 
 fn child(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn compile_object(json: &Json, path: &str) -> R<Pattern> {
     let Json::Object(m) = json else {
-        return err(path, format!("a pattern is an object of fields, found {}", describe(json)));
+        return err(
+            path,
+            format!("a pattern is an object of fields, found {}", describe(json)),
+        );
     };
     let mut fields = Vec::new();
     let mut ors = Vec::new();
     for (k, v) in m {
         let p = child(path, k);
         if k == "$or" {
-            let Json::Array(alts) = v else { return err(&p, "`$or` takes a list of patterns") };
+            let Json::Array(alts) = v else {
+                return err(&p, "`$or` takes a list of patterns");
+            };
             if alts.len() < 2 {
                 return err(&p, "`$or` needs at least two patterns");
             }
-            ors.push(alts.iter().enumerate().map(|(i, a)| compile_object(a, &format!("{p}[{i}]"))).collect::<R<Vec<_>>>()?);
+            ors.push(
+                alts.iter()
+                    .enumerate()
+                    .map(|(i, a)| compile_object(a, &format!("{p}[{i}]")))
+                    .collect::<R<Vec<_>>>()?,
+            );
             continue;
         }
         let rule = match v {
             Json::Object(_) => Rule::Nested(compile_object(v, &p)?),
             Json::Array(items) => {
                 if items.is_empty() {
-                    return err(&p, "an empty list matches nothing: list at least one value or matcher");
+                    return err(
+                        &p,
+                        "an empty list matches nothing: list at least one value or matcher",
+                    );
                 }
-                Rule::Leaf(items.iter().enumerate().map(|(i, it)| compile_matcher(it, &format!("{p}[{i}]"))).collect::<R<_>>()?)
+                Rule::Leaf(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, it)| compile_matcher(it, &format!("{p}[{i}]")))
+                        .collect::<R<_>>()?,
+                )
             }
             other => {
-                return err(&p, format!("field values in a pattern are lists, e.g. [{other}], or nested objects; found {}", describe(other)));
+                return err(
+                    &p,
+                    format!(
+                        "field values in a pattern are lists, e.g. [{other}], or nested objects; found {}",
+                        describe(other)
+                    ),
+                );
             }
         };
         fields.push((k.clone(), rule));
     }
     if fields.is_empty() && ors.is_empty() {
-        return err(path, "an empty pattern object matches nothing useful: name at least one field");
+        return err(
+            path,
+            "an empty pattern object matches nothing useful: name at least one field",
+        );
     }
     Ok(Pattern { fields, ors })
 }
@@ -159,9 +204,15 @@ fn string_or_ic(v: &Json, path: &str, op: &str) -> R<(String, bool)> {
         Json::String(s) => Ok((s.clone(), false)),
         Json::Object(m) if m.len() == 1 => match m.get("equals-ignore-case") {
             Some(Json::String(s)) => Ok((s.to_lowercase(), true)),
-            _ => err(path, format!("`{op}` takes a string or {{\"equals-ignore-case\": \"...\"}}")),
+            _ => err(
+                path,
+                format!("`{op}` takes a string or {{\"equals-ignore-case\": \"...\"}}"),
+            ),
         },
-        _ => err(path, format!("`{op}` takes a string or {{\"equals-ignore-case\": \"...\"}}")),
+        _ => err(
+            path,
+            format!("`{op}` takes a string or {{\"equals-ignore-case\": \"...\"}}"),
+        ),
     }
 }
 
@@ -170,9 +221,17 @@ fn strings(v: &Json, path: &str, op: &str) -> R<Vec<String>> {
         Json::String(s) => Ok(vec![s.clone()]),
         Json::Array(a) if !a.is_empty() => a
             .iter()
-            .map(|x| x.as_str().map(str::to_owned).ok_or_else(|| PatternError { path: path.into(), message: format!("`{op}` lists only strings") }))
+            .map(|x| {
+                x.as_str().map(str::to_owned).ok_or_else(|| PatternError {
+                    path: path.into(),
+                    message: format!("`{op}` lists only strings"),
+                })
+            })
             .collect(),
-        _ => err(path, format!("`{op}` takes a string or a non-empty list of strings")),
+        _ => err(
+            path,
+            format!("`{op}` takes a string or a non-empty list of strings"),
+        ),
     }
 }
 
@@ -183,7 +242,10 @@ fn compile_matcher(item: &Json, path: &str) -> R<Matcher> {
         scalar => return Ok(Matcher::Exact(scalar.clone())),
     };
     if m.len() != 1 {
-        return err(path, "a matcher object has exactly one operator, e.g. {\"prefix\": \"eu-\"}");
+        return err(
+            path,
+            "a matcher object has exactly one operator, e.g. {\"prefix\": \"eu-\"}",
+        );
     }
     let (op, v) = m.iter().next().expect("one entry");
     let p = child(path, op);
@@ -218,9 +280,26 @@ fn compile_matcher(item: &Json, path: &str) -> R<Matcher> {
         "numeric" => Matcher::Numeric(compile_numeric(v, &p)?),
         "anything-but" => Matcher::AnythingBut(compile_anything_but(v, &p)?),
         other => {
-            let known = ["prefix", "suffix", "equals-ignore-case", "anything-but", "numeric", "exists", "wildcard", "cidr"];
-            let hint = weir_core::config::did_you_mean(other, known).map(|s| format!(", did you mean `{s}`?")).unwrap_or_default();
-            return err(path, format!("unknown matcher `{other}`{hint} (known: {})", known.join(", ")));
+            let known = [
+                "prefix",
+                "suffix",
+                "equals-ignore-case",
+                "anything-but",
+                "numeric",
+                "exists",
+                "wildcard",
+                "cidr",
+            ];
+            let hint = weir_core::config::did_you_mean(other, known)
+                .map(|s| format!(", did you mean `{s}`?"))
+                .unwrap_or_default();
+            return err(
+                path,
+                format!(
+                    "unknown matcher `{other}`{hint} (known: {})",
+                    known.join(", ")
+                ),
+            );
         }
     })
 }
@@ -243,21 +322,64 @@ fn compile_anything_but(v: &Json, path: &str) -> R<AnythingBut> {
             let (op, inner) = m.iter().next().expect("one entry");
             let p = child(path, op);
             match op.as_str() {
-                "prefix" => AnythingBut::Prefix(inner.as_str().ok_or_else(|| PatternError { path: p.clone(), message: "`prefix` takes a string".into() })?.to_owned()),
-                "suffix" => AnythingBut::Suffix(inner.as_str().ok_or_else(|| PatternError { path: p.clone(), message: "`suffix` takes a string".into() })?.to_owned()),
-                "equals-ignore-case" => AnythingBut::EqualsIgnoreCase(strings(inner, &p, "equals-ignore-case")?.into_iter().map(|s| s.to_lowercase()).collect()),
-                "wildcard" => AnythingBut::Wildcard(strings(inner, &p, "wildcard")?.iter().map(|s| Wildcard::compile(s, &p)).collect::<R<_>>()?),
-                other => return err(&p, format!("`anything-but` cannot take `{other}` (it takes a value, a list, prefix, suffix, equals-ignore-case or wildcard)")),
+                "prefix" => AnythingBut::Prefix(
+                    inner
+                        .as_str()
+                        .ok_or_else(|| PatternError {
+                            path: p.clone(),
+                            message: "`prefix` takes a string".into(),
+                        })?
+                        .to_owned(),
+                ),
+                "suffix" => AnythingBut::Suffix(
+                    inner
+                        .as_str()
+                        .ok_or_else(|| PatternError {
+                            path: p.clone(),
+                            message: "`suffix` takes a string".into(),
+                        })?
+                        .to_owned(),
+                ),
+                "equals-ignore-case" => AnythingBut::EqualsIgnoreCase(
+                    strings(inner, &p, "equals-ignore-case")?
+                        .into_iter()
+                        .map(|s| s.to_lowercase())
+                        .collect(),
+                ),
+                "wildcard" => AnythingBut::Wildcard(
+                    strings(inner, &p, "wildcard")?
+                        .iter()
+                        .map(|s| Wildcard::compile(s, &p))
+                        .collect::<R<_>>()?,
+                ),
+                other => {
+                    return err(
+                        &p,
+                        format!(
+                            "`anything-but` cannot take `{other}` (it takes a value, a list, prefix, suffix, equals-ignore-case or wildcard)"
+                        ),
+                    );
+                }
             }
         }
-        _ => return err(path, "`anything-but` takes a string, a number, a list, or {prefix|suffix|equals-ignore-case|wildcard: ...}"),
+        _ => {
+            return err(
+                path,
+                "`anything-but` takes a string, a number, a list, or {prefix|suffix|equals-ignore-case|wildcard: ...}",
+            );
+        }
     })
 }
 
 fn compile_numeric(v: &Json, path: &str) -> R<Vec<(Op, f64)>> {
-    let Json::Array(a) = v else { return err(path, "`numeric` takes a list such as [\">\", 0, \"<=\", 5]") };
+    let Json::Array(a) = v else {
+        return err(path, "`numeric` takes a list such as [\">\", 0, \"<=\", 5]");
+    };
     if a.is_empty() || a.len() % 2 != 0 || a.len() > 4 {
-        return err(path, "`numeric` takes one or two conditions: [\"<op>\", number] or [\">\", 0, \"<=\", 5]");
+        return err(
+            path,
+            "`numeric` takes one or two conditions: [\"<op>\", number] or [\">\", 0, \"<=\", 5]",
+        );
     }
     let mut out = Vec::new();
     for pair in a.chunks(2) {
@@ -267,23 +389,48 @@ fn compile_numeric(v: &Json, path: &str) -> R<Vec<(Op, f64)>> {
             Some("<=") => Op::Le,
             Some(">") => Op::Gt,
             Some(">=") => Op::Ge,
-            _ => return err(path, format!("`numeric` operator must be one of =, <, <=, >, >=; found {}", pair[0])),
+            _ => {
+                return err(
+                    path,
+                    format!(
+                        "`numeric` operator must be one of =, <, <=, >, >=; found {}",
+                        pair[0]
+                    ),
+                );
+            }
         };
-        let n = pair[1].as_f64().ok_or_else(|| PatternError { path: path.into(), message: format!("`numeric` needs a number after {:?}, found {}", pair[0], pair[1]) })?;
+        let n = pair[1].as_f64().ok_or_else(|| PatternError {
+            path: path.into(),
+            message: format!(
+                "`numeric` needs a number after {:?}, found {}",
+                pair[0], pair[1]
+            ),
+        })?;
         out.push((op, n));
     }
     if out.len() == 2 {
-        let lower = out.iter().filter(|(o, _)| matches!(o, Op::Gt | Op::Ge)).count();
-        let upper = out.iter().filter(|(o, _)| matches!(o, Op::Lt | Op::Le)).count();
+        let lower = out
+            .iter()
+            .filter(|(o, _)| matches!(o, Op::Gt | Op::Ge))
+            .count();
+        let upper = out
+            .iter()
+            .filter(|(o, _)| matches!(o, Op::Lt | Op::Le))
+            .count();
         if lower != 1 || upper != 1 {
-            return err(path, "a `numeric` range has one lower bound (> or >=) and one upper bound (< or <=)");
+            return err(
+                path,
+                "a `numeric` range has one lower bound (> or >=) and one upper bound (< or <=)",
+            );
         }
     }
     Ok(out)
 }
 
 fn parse_cidr(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>().ok().or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 impl Wildcard {
@@ -322,7 +469,10 @@ impl Wildcard {
             return s == self.pieces[0];
         }
         let (first, last) = (&self.pieces[0], &self.pieces[n - 1]);
-        if s.len() < first.len() + last.len() || !s.starts_with(first.as_str()) || !s.ends_with(last.as_str()) {
+        if s.len() < first.len() + last.len()
+            || !s.starts_with(first.as_str())
+            || !s.ends_with(last.as_str())
+        {
             return false;
         }
         let mut rest = &s[first.len()..s.len() - last.len()];
@@ -378,14 +528,27 @@ impl Matcher {
         match self {
             Matcher::Exact(want) => num_eq(want, v),
             Matcher::Prefix { text, ignore_case } => v.as_str().is_some_and(|s| {
-                if *ignore_case { s.to_lowercase().starts_with(text.as_str()) } else { s.starts_with(text.as_str()) }
+                if *ignore_case {
+                    s.to_lowercase().starts_with(text.as_str())
+                } else {
+                    s.starts_with(text.as_str())
+                }
             }),
             Matcher::Suffix { text, ignore_case } => v.as_str().is_some_and(|s| {
-                if *ignore_case { s.to_lowercase().ends_with(text.as_str()) } else { s.ends_with(text.as_str()) }
+                if *ignore_case {
+                    s.to_lowercase().ends_with(text.as_str())
+                } else {
+                    s.ends_with(text.as_str())
+                }
             }),
-            Matcher::EqualsIgnoreCase(want) => v.as_str().is_some_and(|s| s.to_lowercase() == *want),
+            Matcher::EqualsIgnoreCase(want) => {
+                v.as_str().is_some_and(|s| s.to_lowercase() == *want)
+            }
             Matcher::Wildcard(w) => v.as_str().is_some_and(|s| w.matches(s)),
-            Matcher::Cidr(net) => v.as_str().and_then(|s| s.parse::<IpAddr>().ok()).is_some_and(|ip| net.contains(&ip)),
+            Matcher::Cidr(net) => v
+                .as_str()
+                .and_then(|s| s.parse::<IpAddr>().ok())
+                .is_some_and(|ip| net.contains(&ip)),
             Matcher::Numeric(conds) => v.as_f64().is_some_and(|x| {
                 conds.iter().all(|(op, n)| match op {
                     Op::Eq => x == *n,
@@ -397,14 +560,18 @@ impl Matcher {
             }),
             Matcher::Exists(_) => unreachable!("handled by Rule::matches"),
             Matcher::AnythingBut(ab) => match ab {
-                AnythingBut::Values(vals) => (v.is_string() || v.is_number()) && !vals.iter().any(|x| num_eq(x, v)),
+                AnythingBut::Values(vals) => {
+                    (v.is_string() || v.is_number()) && !vals.iter().any(|x| num_eq(x, v))
+                }
                 AnythingBut::Prefix(p) => v.as_str().is_some_and(|s| !s.starts_with(p.as_str())),
                 AnythingBut::Suffix(p) => v.as_str().is_some_and(|s| !s.ends_with(p.as_str())),
                 AnythingBut::EqualsIgnoreCase(vals) => v.as_str().is_some_and(|s| {
                     let l = s.to_lowercase();
                     !vals.contains(&l)
                 }),
-                AnythingBut::Wildcard(ws) => v.as_str().is_some_and(|s| !ws.iter().any(|w| w.matches(s))),
+                AnythingBut::Wildcard(ws) => {
+                    v.as_str().is_some_and(|s| !ws.iter().any(|w| w.matches(s)))
+                }
             },
         }
     }

@@ -26,15 +26,27 @@ fn ec2_state_change_example() {
     running["detail"]["state"] = json!("running");
     assert!(!m(p, running));
     // Value lists are OR'd.
-    assert!(m(json!({"detail":{"state":["running","terminated"]}}), event.clone()));
+    assert!(m(
+        json!({"detail":{"state":["running","terminated"]}}),
+        event.clone()
+    ));
     // Arrays in the event: the pattern matches when any element matches.
-    assert!(m(json!({"resources":["arn:aws:ec2:us-west-1:123456789012:instance/i-1234567890abcdef0"]}), event));
+    assert!(m(
+        json!({"resources":["arn:aws:ec2:us-west-1:123456789012:instance/i-1234567890abcdef0"]}),
+        event
+    ));
 }
 
 #[test]
 fn prefix_and_prefix_ignoring_case() {
-    assert!(m(json!({"time":[{"prefix":"2017-10-02"}]}), json!({"time":"2017-10-02T18:43:48Z"})));
-    assert!(!m(json!({"time":[{"prefix":"2017-10-02"}]}), json!({"time":"2017-10-03T18:43:48Z"})));
+    assert!(m(
+        json!({"time":[{"prefix":"2017-10-02"}]}),
+        json!({"time":"2017-10-02T18:43:48Z"})
+    ));
+    assert!(!m(
+        json!({"time":[{"prefix":"2017-10-02"}]}),
+        json!({"time":"2017-10-03T18:43:48Z"})
+    ));
     let p = json!({"service":[{"prefix":{"equals-ignore-case":"EventB"}}]});
     for s in ["EventBridge", "EVENTBRIDGE", "eventbridge"] {
         assert!(m(p.clone(), json!({"service": s})), "{s}");
@@ -46,18 +58,39 @@ fn prefix_and_prefix_ignoring_case() {
 
 #[test]
 fn suffix_and_suffix_ignoring_case() {
-    assert!(m(json!({"FileName":[{"suffix":".png"}]}), json!({"FileName":"image.png"})));
-    assert!(!m(json!({"FileName":[{"suffix":".png"}]}), json!({"FileName":"image.PNG"})));
-    assert!(m(json!({"FileName":[{"suffix":{"equals-ignore-case":".png"}}]}), json!({"FileName":"image.PNG"})));
+    assert!(m(
+        json!({"FileName":[{"suffix":".png"}]}),
+        json!({"FileName":"image.png"})
+    ));
+    assert!(!m(
+        json!({"FileName":[{"suffix":".png"}]}),
+        json!({"FileName":"image.PNG"})
+    ));
+    assert!(m(
+        json!({"FileName":[{"suffix":{"equals-ignore-case":".png"}}]}),
+        json!({"FileName":"image.PNG"})
+    ));
 }
 
 #[test]
 fn anything_but_forms() {
     let e = |state: Json| json!({"detail":{"state":state, "x-limit": 123}});
-    assert!(m(json!({"detail":{"state":[{"anything-but":"initializing"}]}}), e(json!("running"))));
-    assert!(!m(json!({"detail":{"state":[{"anything-but":"initializing"}]}}), e(json!("initializing"))));
-    assert!(!m(json!({"detail":{"x-limit":[{"anything-but":123}]}}), e(json!("x"))));
-    assert!(m(json!({"detail":{"x-limit":[{"anything-but":[100,200,300]}]}}), e(json!("x"))));
+    assert!(m(
+        json!({"detail":{"state":[{"anything-but":"initializing"}]}}),
+        e(json!("running"))
+    ));
+    assert!(!m(
+        json!({"detail":{"state":[{"anything-but":"initializing"}]}}),
+        e(json!("initializing"))
+    ));
+    assert!(!m(
+        json!({"detail":{"x-limit":[{"anything-but":123}]}}),
+        e(json!("x"))
+    ));
+    assert!(m(
+        json!({"detail":{"x-limit":[{"anything-but":[100,200,300]}]}}),
+        e(json!("x"))
+    ));
     let list = json!({"detail":{"state":[{"anything-but":["stopped","overloaded"]}]}});
     assert!(!m(list.clone(), e(json!("stopped"))));
     assert!(m(list, e(json!("running"))));
@@ -72,24 +105,42 @@ fn anything_but_forms() {
     assert!(!m(ic.clone(), e(json!("overloaded"))));
     assert!(m(ic, e(json!("running"))));
     let wc = json!({"detail":{"FilePath":[{"anything-but":{"wildcard":"*/lib/*"}}]}});
-    assert!(!m(wc.clone(), json!({"detail":{"FilePath":"/usr/lib/x.so"}})));
+    assert!(!m(
+        wc.clone(),
+        json!({"detail":{"FilePath":"/usr/lib/x.so"}})
+    ));
     assert!(m(wc, json!({"detail":{"FilePath":"/usr/bin/x"}})));
     let wcl = json!({"detail":{"FilePath":[{"anything-but":{"wildcard":["a/lib/*","*/bin/*"]}}]}});
     assert!(!m(wcl.clone(), json!({"detail":{"FilePath":"a/lib/z"}})));
     assert!(!m(wcl.clone(), json!({"detail":{"FilePath":"/usr/bin/z"}})));
     assert!(m(wcl, json!({"detail":{"FilePath":"/etc/z"}})));
     // anything-but never matches a missing field.
-    assert!(!m(json!({"detail":{"nope":[{"anything-but":"x"}]}}), e(json!("y"))));
+    assert!(!m(
+        json!({"detail":{"nope":[{"anything-but":"x"}]}}),
+        e(json!("y"))
+    ));
 }
 
 #[test]
 fn numeric_matching() {
     let p = json!({"detail":{"c-count":[{"numeric":[">",0,"<=",5]}],"d-count":[{"numeric":["<",10]}],"x-limit":[{"numeric":["=",3.018e2]}]}});
-    assert!(m(p.clone(), json!({"detail":{"c-count":5,"d-count":7,"x-limit":301.8}})));
-    assert!(!m(p.clone(), json!({"detail":{"c-count":0,"d-count":7,"x-limit":301.8}})));
-    assert!(!m(p.clone(), json!({"detail":{"c-count":5,"d-count":10,"x-limit":301.8}})));
+    assert!(m(
+        p.clone(),
+        json!({"detail":{"c-count":5,"d-count":7,"x-limit":301.8}})
+    ));
+    assert!(!m(
+        p.clone(),
+        json!({"detail":{"c-count":0,"d-count":7,"x-limit":301.8}})
+    ));
+    assert!(!m(
+        p.clone(),
+        json!({"detail":{"c-count":5,"d-count":10,"x-limit":301.8}})
+    ));
     // Numeric matching only works on JSON numbers.
-    assert!(!m(p, json!({"detail":{"c-count":"5","d-count":7,"x-limit":301.8}})));
+    assert!(!m(
+        p,
+        json!({"detail":{"c-count":"5","d-count":7,"x-limit":301.8}})
+    ));
     // Exact numbers compare numerically.
     assert!(m(json!({"n":[300]}), json!({"n":300.0})));
 }
@@ -97,11 +148,20 @@ fn numeric_matching() {
 #[test]
 fn ip_address_matching() {
     let p = json!({"detail":{"sourceIPAddress":[{"cidr":"10.0.0.0/24"}]}});
-    assert!(m(p.clone(), json!({"detail":{"sourceIPAddress":"10.0.0.255"}})));
-    assert!(!m(p.clone(), json!({"detail":{"sourceIPAddress":"10.0.1.0"}})));
+    assert!(m(
+        p.clone(),
+        json!({"detail":{"sourceIPAddress":"10.0.0.255"}})
+    ));
+    assert!(!m(
+        p.clone(),
+        json!({"detail":{"sourceIPAddress":"10.0.1.0"}})
+    ));
     assert!(!m(p, json!({"detail":{"sourceIPAddress":"not-an-ip"}})));
     let v6 = json!({"detail":{"sourceIPAddress":[{"cidr":"2001:db8::/32"}]}});
-    assert!(m(v6.clone(), json!({"detail":{"sourceIPAddress":"2001:db8:1::1"}})));
+    assert!(m(
+        v6.clone(),
+        json!({"detail":{"sourceIPAddress":"2001:db8:1::1"}})
+    ));
     assert!(!m(v6, json!({"detail":{"sourceIPAddress":"2001:db9::1"}})));
 }
 
@@ -117,17 +177,33 @@ fn exists_matching_works_on_leaves_only() {
     // Not on intermediate nodes: an object is not a leaf.
     assert!(!m(json!({"detail":[{"exists":true}]}), ev.clone()));
     // A missing parent is absence too.
-    assert!(m(json!({"detail":{"state":[{"exists":false}]}}), json!({"other":1})));
+    assert!(m(
+        json!({"detail":{"state":[{"exists":false}]}}),
+        json!({"other":1})
+    ));
 }
 
 #[test]
 fn equals_ignore_case_and_wildcard() {
-    let p = json!({"detail-type":[{"equals-ignore-case":"ec2 instance state-change notification"}]});
-    assert!(m(p, json!({"detail-type":"EC2 Instance State-change Notification"})));
+    let p =
+        json!({"detail-type":[{"equals-ignore-case":"ec2 instance state-change notification"}]});
+    assert!(m(
+        p,
+        json!({"detail-type":"EC2 Instance State-change Notification"})
+    ));
     let w = json!({"EventBusArn":[{"wildcard":"arn:aws:events:us-east-1:*:event-bus/*"}]});
-    assert!(m(w.clone(), json!({"EventBusArn":"arn:aws:events:us-east-1:123456789012:event-bus/myEventBus"})));
-    assert!(!m(w, json!({"EventBusArn":"arn:aws:events:us-west-2:123456789012:event-bus/myEventBus"})));
-    assert!(m(json!({"f":[{"wildcard":"dir/*.png"}]}), json!({"f":"dir/a.png"})));
+    assert!(m(
+        w.clone(),
+        json!({"EventBusArn":"arn:aws:events:us-east-1:123456789012:event-bus/myEventBus"})
+    ));
+    assert!(!m(
+        w,
+        json!({"EventBusArn":"arn:aws:events:us-west-2:123456789012:event-bus/myEventBus"})
+    ));
+    assert!(m(
+        json!({"f":[{"wildcard":"dir/*.png"}]}),
+        json!({"f":"dir/a.png"})
+    ));
     assert!(m(json!({"f":[{"wildcard":"a\\*b"}]}), json!({"f":"a*b"})));
     assert!(!m(json!({"f":[{"wildcard":"a\\*b"}]}), json!({"f":"axxb"})));
     assert!(compile_err(json!({"f":[{"wildcard":"a**b"}]})).contains("consecutive"));
@@ -140,17 +216,35 @@ fn or_matching() {
     assert!(m(p.clone(), json!({"detail":{"x-limit":301.8}})));
     assert!(!m(p, json!({"detail":{"c-count":9,"d-count":11}})));
     let top = json!({"source":["aws.cloudwatch"],"$or":[{"metricName":["CPUUtilization","ReadLatency"]},{"namespace":["AWS/EC2","AWS/ES"]}]});
-    assert!(m(top.clone(), json!({"source":"aws.cloudwatch","namespace":"AWS/EC2"})));
-    assert!(!m(top.clone(), json!({"source":"aws.cloudwatch","namespace":"AWS/S3"})));
-    assert!(!m(top, json!({"source":"aws.other","metricName":"ReadLatency"})));
+    assert!(m(
+        top.clone(),
+        json!({"source":"aws.cloudwatch","namespace":"AWS/EC2"})
+    ));
+    assert!(!m(
+        top.clone(),
+        json!({"source":"aws.cloudwatch","namespace":"AWS/S3"})
+    ));
+    assert!(!m(
+        top,
+        json!({"source":"aws.other","metricName":"ReadLatency"})
+    ));
 }
 
 #[test]
 fn null_and_empty_values() {
-    assert!(m(json!({"responseElements":[null]}), json!({"responseElements":null})));
-    assert!(!m(json!({"responseElements":[null]}), json!({})), "null does not match a missing field");
+    assert!(m(
+        json!({"responseElements":[null]}),
+        json!({"responseElements":null})
+    ));
+    assert!(
+        !m(json!({"responseElements":[null]}), json!({})),
+        "null does not match a missing field"
+    );
     assert!(m(json!({"eventVersion":[""]}), json!({"eventVersion":""})));
-    assert!(!m(json!({"eventVersion":[""]}), json!({"eventVersion":null})));
+    assert!(!m(
+        json!({"eventVersion":[""]}),
+        json!({"eventVersion":null})
+    ));
     assert!(m(json!({"b":[false]}), json!({"b":false})));
 }
 
@@ -158,12 +252,19 @@ fn null_and_empty_values() {
 fn invalid_patterns_are_rejected_with_paths() {
     let e = Pattern::compile(&json!({"value":{"amount":[{"numeric":[">>",5]}]}})).unwrap_err();
     assert_eq!(e.path, "value.amount[0].numeric");
-    assert!(e.message.contains("operator must be one of"), "{}", e.message);
+    assert!(
+        e.message.contains("operator must be one of"),
+        "{}",
+        e.message
+    );
     assert!(compile_err(json!({"a":"x"})).contains("lists"));
     assert!(compile_err(json!({"a":[{"prefx":"x"}]})).contains("did you mean `prefix`"));
     assert!(compile_err(json!({"a":[{"cidr":"10.0.0.0/99"}]})).contains("CIDR"));
     assert!(compile_err(json!({"a":[{"numeric":[">",1,">",2]}]})).contains("one lower bound"));
-    assert!(compile_err(json!({"a":[{"anything-but":["x",1]}]})).contains("only strings or only numbers"));
+    assert!(
+        compile_err(json!({"a":[{"anything-but":["x",1]}]}))
+            .contains("only strings or only numbers")
+    );
     assert!(compile_err(json!({"a":[]})).contains("matches nothing"));
 }
 
@@ -172,8 +273,15 @@ fn matches_records_in_pipes_event_shape() {
     use weir_core::{Header, Origin};
     let f = FilterTransform::new(&[json!({"topic":["orders"],"headers":{"prio":["high"]},"value":{"amount":[{"numeric":[">",500]}]}})]).unwrap();
     let mut r = Record::from_bytes(&br#"{"amount": 900}"#[..]);
-    r.meta.origin = Some(Origin { topic: "orders".into(), partition: 0, offset: 1 });
-    r.headers.push(Header { name: "prio".into(), value: Some("high".into()) });
+    r.meta.origin = Some(Origin {
+        topic: "orders".into(),
+        partition: 0,
+        offset: 1,
+    });
+    r.headers.push(Header {
+        name: "prio".into(),
+        value: Some("high".into()),
+    });
     assert!(matches!(f.apply(&mut r).unwrap(), Flow::Keep));
     r.headers.clear();
     assert!(matches!(f.apply(&mut r).unwrap(), Flow::Drop));
@@ -201,7 +309,8 @@ fn event() -> impl Strategy<Value = Json> {
     leaf().prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(leaf(), 0..4).prop_map(Json::Array),
-            prop::collection::btree_map("[a-z]{1,4}", inner, 0..4).prop_map(|m| Json::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-z]{1,4}", inner, 0..4)
+                .prop_map(|m| Json::Object(m.into_iter().collect())),
         ]
     })
 }

@@ -56,19 +56,31 @@ headers:
 
     fn build(self, cx: &BuildContext) -> Result<Box<dyn Transform>, BuildError> {
         if self.fields.is_empty() && self.headers.is_empty() {
-            return Err(BuildError::new("nothing to insert: give `fields` or `headers`"));
+            return Err(BuildError::new(
+                "nothing to insert: give `fields` or `headers`",
+            ));
         }
         let mut fields = Vec::new();
         for (p, v) in self.fields {
             let at = format!("fields[{p:?}]");
             let fp = FieldPath::parse(&p).map_err(|e| BuildError::at(&at, e.to_string()))?;
             if fp.root != Root::Value || fp.has_wildcard() || fp.segments.is_empty() {
-                return Err(BuildError::at(at, format!("{p:?}: fields are set at value paths without wildcards, e.g. value.meta.source")));
+                return Err(BuildError::at(
+                    at,
+                    format!(
+                        "{p:?}: fields are set at value paths without wildcards, e.g. value.meta.source"
+                    ),
+                ));
             }
             let value = match v {
                 Json::String(s) => {
-                    let t = Template::compile(&s).map_err(|e| BuildError::at(&at, e.to_string()))?;
-                    if t.is_static() { FieldValue::Static(Json::String(s)) } else { FieldValue::Template(t) }
+                    let t =
+                        Template::compile(&s).map_err(|e| BuildError::at(&at, e.to_string()))?;
+                    if t.is_static() {
+                        FieldValue::Static(Json::String(s))
+                    } else {
+                        FieldValue::Template(t)
+                    }
                 }
                 other => FieldValue::Static(other),
             };
@@ -77,9 +89,18 @@ headers:
         let headers = self
             .headers
             .into_iter()
-            .map(|(k, v)| Template::compile(&v).map(|t| (k.clone(), t)).map_err(|e| BuildError::at(format!("headers[{k:?}]"), e.to_string())))
+            .map(|(k, v)| {
+                Template::compile(&v)
+                    .map(|t| (k.clone(), t))
+                    .map_err(|e| BuildError::at(format!("headers[{k:?}]"), e.to_string()))
+            })
             .collect::<Result<_, _>>()?;
-        Ok(Box::new(InsertTransform { pipeline: cx.pipeline.to_string(), fields, headers, overwrite: self.overwrite }))
+        Ok(Box::new(InsertTransform {
+            pipeline: cx.pipeline.to_string(),
+            fields,
+            headers,
+            overwrite: self.overwrite,
+        }))
     }
 }
 
@@ -87,12 +108,16 @@ weir_core::register_plugin!(InsertTransformConfig);
 
 impl Transform for InsertTransform {
     fn apply(&self, record: &mut Record) -> Result<Flow, TransformError> {
-        let cx = TemplateContext { pipeline: &self.pipeline };
+        let cx = TemplateContext {
+            pipeline: &self.pipeline,
+        };
         for (name, t) in &self.headers {
             if !self.overwrite && record.header(name).is_some() {
                 continue;
             }
-            let v = t.render_text(record, &cx).map_err(|e| TransformError::Fatal(e.to_string()))?;
+            let v = t
+                .render_text(record, &cx)
+                .map_err(|e| TransformError::Fatal(e.to_string()))?;
             record.set_header(name.clone(), v);
         }
         if self.fields.is_empty() {
@@ -103,7 +128,9 @@ impl Transform for InsertTransform {
             .iter()
             .map(|(_, v)| match v {
                 FieldValue::Static(j) => Ok(j.clone()),
-                FieldValue::Template(t) => t.render(record, &cx).map_err(|e| TransformError::Fatal(e.to_string())),
+                FieldValue::Template(t) => t
+                    .render(record, &cx)
+                    .map_err(|e| TransformError::Fatal(e.to_string())),
             })
             .collect::<Result<_, _>>()?;
         let v = record.value.json_mut()?;
@@ -111,7 +138,8 @@ impl Transform for InsertTransform {
             if !self.overwrite && path::get(v, segs).is_some() {
                 continue;
             }
-            path::insert(v, segs, value).map_err(|e| TransformError::Fatal(format!("insert: {e}")))?;
+            path::insert(v, segs, value)
+                .map_err(|e| TransformError::Fatal(format!("insert: {e}")))?;
         }
         Ok(Flow::Keep)
     }
@@ -126,16 +154,28 @@ mod tests {
 
     fn build(yaml: &str) -> Result<Box<dyn Transform>, BuildError> {
         let n = parse_yaml(&SourceFile::new("t", yaml)).unwrap();
-        from_node::<InsertTransformConfig>(&n, "").unwrap().build(&BuildContext { pipeline: "pl".into(), component: "c".into() })
+        from_node::<InsertTransformConfig>(&n, "")
+            .unwrap()
+            .build(&BuildContext {
+                pipeline: "pl".into(),
+                component: "c".into(),
+            })
     }
 
     #[test]
     fn inserts_static_templated_fields_and_headers() {
         let t = build("fields:\n  value.meta.topic: \"<$.topic>\"\n  value.meta.v: 2\n  value.meta.p: \"<weir.pipeline>\"\nheaders:\n  x-id: \"id-<$.value.id>\"\n").unwrap();
         let mut r = Record::from_json(json!({"id": 5}));
-        r.meta.origin = Some(Origin { topic: "orders".into(), partition: 0, offset: 0 });
+        r.meta.origin = Some(Origin {
+            topic: "orders".into(),
+            partition: 0,
+            offset: 0,
+        });
         t.apply(&mut r).unwrap();
-        assert_eq!(r.value.parsed().unwrap(), &json!({"id":5,"meta":{"topic":"orders","v":2,"p":"pl"}}));
+        assert_eq!(
+            r.value.parsed().unwrap(),
+            &json!({"id":5,"meta":{"topic":"orders","v":2,"p":"pl"}})
+        );
         assert_eq!(r.header("x-id"), Some(&b"id-5"[..]));
     }
 
@@ -151,7 +191,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_paths_and_templates() {
-        assert!(build("fields: { value.a.*: 1 }\n").err().unwrap().message.contains("without wildcards"));
-        assert!(build("headers: { h: \"<weir.nope>\" }\n").err().unwrap().message.contains("unknown variable"));
+        assert!(
+            build("fields: { value.a.*: 1 }\n")
+                .err()
+                .unwrap()
+                .message
+                .contains("without wildcards")
+        );
+        assert!(
+            build("headers: { h: \"<weir.nope>\" }\n")
+                .err()
+                .unwrap()
+                .message
+                .contains("unknown variable")
+        );
     }
 }

@@ -50,29 +50,50 @@ program: '.value | select(.amount > 100) | {id, amount, country}'
 
     fn build(self, _cx: &BuildContext) -> Result<Box<dyn Transform>, BuildError> {
         let filter = compile(&self.program).map_err(|e| BuildError::at("program", e))?;
-        Ok(Box::new(JqTransform { filter, input: self.input }))
+        Ok(Box::new(JqTransform {
+            filter,
+            input: self.input,
+        }))
     }
 }
 
 weir_core::register_plugin!(JqTransformConfig);
 
 fn compile(code: &str) -> Result<Filter, String> {
-    let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
-    let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
+    let defs = jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs());
+    let funs = jaq_core::funs()
+        .chain(jaq_std::funs())
+        .chain(jaq_json::funs());
     let loader = Loader::new(defs);
     let arena = Arena::default();
     let modules = loader
         .load(&arena, File { code, path: () })
-        .map_err(|errs| format!("jq program does not parse: {}", describe(&errs.into_iter().map(|(_, e)| e).collect::<Vec<_>>())))?;
+        .map_err(|errs| {
+            format!(
+                "jq program does not parse: {}",
+                describe(&errs.into_iter().map(|(_, e)| e).collect::<Vec<_>>())
+            )
+        })?;
     Compiler::default()
         .with_funs(funs)
         .compile(modules)
-        .map_err(|errs| format!("jq program does not compile: {}", describe(&errs.into_iter().map(|(_, e)| e).collect::<Vec<_>>())))
+        .map_err(|errs| {
+            format!(
+                "jq program does not compile: {}",
+                describe(&errs.into_iter().map(|(_, e)| e).collect::<Vec<_>>())
+            )
+        })
 }
 
 fn describe<T: std::fmt::Debug>(errs: &T) -> String {
     let s = format!("{errs:?}");
-    if s.len() > 300 { format!("{}…", &s[..300]) } else { s }
+    if s.len() > 300 {
+        format!("{}…", &s[..300])
+    } else {
+        s
+    }
 }
 
 impl Transform for JqTransform {
@@ -81,14 +102,16 @@ impl Transform for JqTransform {
             JqInput::Event => weir_core::event::envelope(record)?,
             JqInput::Value => record.value.json()?.clone(),
         };
-        let val = Val::deserialize(&input).map_err(|e| TransformError::Fatal(format!("jq input: {e}")))?;
+        let val = Val::deserialize(&input)
+            .map_err(|e| TransformError::Fatal(format!("jq input: {e}")))?;
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         let mut outs = Vec::new();
         for out in self.filter.id.run((ctx, val)).map(unwrap_valr) {
             let v = out.map_err(|e| TransformError::Fatal(format!("jq program failed: {e}")))?;
             let text = v.to_string();
-            let json: Json = serde_json::from_str(&text)
-                .map_err(|e| TransformError::Fatal(format!("jq output is not JSON ({e}): {text:.200}")))?;
+            let json: Json = serde_json::from_str(&text).map_err(|e| {
+                TransformError::Fatal(format!("jq output is not JSON ({e}): {text:.200}"))
+            })?;
             outs.push(json);
         }
         Ok(match outs.len() {
@@ -114,37 +137,66 @@ mod tests {
     use serde_json::json;
 
     fn t(program: &str) -> Box<dyn Transform> {
-        JqTransformConfig { program: program.into(), input: JqInput::Event }
-            .build(&BuildContext { pipeline: "p".into(), component: "c".into() })
-            .unwrap()
+        JqTransformConfig {
+            program: program.into(),
+            input: JqInput::Event,
+        }
+        .build(&BuildContext {
+            pipeline: "p".into(),
+            component: "c".into(),
+        })
+        .unwrap()
     }
 
     #[test]
     fn maps_selects_and_splits() {
         let mut r = Record::from_bytes(&br#"{"amount": 150, "items": [1, 2, 3]}"#[..]);
-        assert!(matches!(t(".value | {big: (.amount > 100)}").apply(&mut r).unwrap(), Flow::Keep));
+        assert!(matches!(
+            t(".value | {big: (.amount > 100)}").apply(&mut r).unwrap(),
+            Flow::Keep
+        ));
         assert_eq!(r.value.parsed().unwrap(), &json!({"big": true}));
         let mut r = Record::from_bytes(&br#"{"amount": 5}"#[..]);
-        assert!(matches!(t(".value | select(.amount > 100)").apply(&mut r).unwrap(), Flow::Drop));
+        assert!(matches!(
+            t(".value | select(.amount > 100)").apply(&mut r).unwrap(),
+            Flow::Drop
+        ));
         let mut r = Record::from_bytes(&br#"{"items": [1, 2, 3]}"#[..]);
         match t(".value.items[]").apply(&mut r).unwrap() {
-            Flow::Split(rs) => assert_eq!(rs.iter().map(|r| r.value.parsed().unwrap().clone()).collect::<Vec<_>>(), vec![json!(1), json!(2), json!(3)]),
+            Flow::Split(rs) => assert_eq!(
+                rs.iter()
+                    .map(|r| r.value.parsed().unwrap().clone())
+                    .collect::<Vec<_>>(),
+                vec![json!(1), json!(2), json!(3)]
+            ),
             other => panic!("expected a split, got {other:?}"),
         }
     }
 
     #[test]
     fn compile_and_runtime_errors_are_clear() {
-        let e = JqTransformConfig { program: ".value | (".into(), input: JqInput::Event }
-            .build(&BuildContext { pipeline: "p".into(), component: "c".into() })
-            .err()
-            .unwrap();
+        let e = JqTransformConfig {
+            program: ".value | (".into(),
+            input: JqInput::Event,
+        }
+        .build(&BuildContext {
+            pipeline: "p".into(),
+            component: "c".into(),
+        })
+        .err()
+        .unwrap();
         assert_eq!(e.path, "program");
         assert!(e.message.contains("does not parse"), "{}", e.message);
-        let e = JqTransformConfig { program: "nosuchfn(1)".into(), input: JqInput::Event }
-            .build(&BuildContext { pipeline: "p".into(), component: "c".into() })
-            .err()
-            .unwrap();
+        let e = JqTransformConfig {
+            program: "nosuchfn(1)".into(),
+            input: JqInput::Event,
+        }
+        .build(&BuildContext {
+            pipeline: "p".into(),
+            component: "c".into(),
+        })
+        .err()
+        .unwrap();
         assert!(e.message.contains("does not compile"), "{}", e.message);
         let mut r = Record::from_bytes(&br#"{"a": "text"}"#[..]);
         let err = t(".value.a + 1").apply(&mut r).unwrap_err();

@@ -34,8 +34,12 @@ template: |
     type Output = dyn Transform;
 
     fn build(self, cx: &BuildContext) -> Result<Box<dyn Transform>, BuildError> {
-        let template = Template::compile(&self.template).map_err(|e| BuildError::at("template", e.to_string()))?;
-        Ok(Box::new(TemplateTransform { template, pipeline: cx.pipeline.to_string() }))
+        let template = Template::compile(&self.template)
+            .map_err(|e| BuildError::at("template", e.to_string()))?;
+        Ok(Box::new(TemplateTransform {
+            template,
+            pipeline: cx.pipeline.to_string(),
+        }))
     }
 }
 
@@ -45,7 +49,12 @@ impl Transform for TemplateTransform {
     fn apply(&self, record: &mut Record) -> Result<Flow, TransformError> {
         let out = self
             .template
-            .render(record, &TemplateContext { pipeline: &self.pipeline })
+            .render(
+                record,
+                &TemplateContext {
+                    pipeline: &self.pipeline,
+                },
+            )
             .map_err(|e| TransformError::Fatal(e.to_string()))?;
         record.value.set_json(out);
         Ok(Flow::Keep)
@@ -59,12 +68,24 @@ mod tests {
 
     #[test]
     fn reshapes_value_and_reports_invalid_output() {
-        let cx = BuildContext { pipeline: "p".into(), component: "c".into() };
-        let t = TemplateTransformConfig { template: r#"{"o": <$.value.id>, "who": "<$.value.n>"}"#.into() }.build(&cx).unwrap();
+        let cx = BuildContext {
+            pipeline: "p".into(),
+            component: "c".into(),
+        };
+        let t = TemplateTransformConfig {
+            template: r#"{"o": <$.value.id>, "who": "<$.value.n>"}"#.into(),
+        }
+        .build(&cx)
+        .unwrap();
         let mut r = Record::from_bytes(&br#"{"id": 3, "n": "x"}"#[..]);
         t.apply(&mut r).unwrap();
         assert_eq!(r.value.parsed().unwrap(), &json!({"o":3,"who":"x"}));
-        let e = TemplateTransformConfig { template: "<$.>".into() }.build(&cx).err().unwrap();
+        let e = TemplateTransformConfig {
+            template: "<$.>".into(),
+        }
+        .build(&cx)
+        .err()
+        .unwrap();
         assert_eq!(e.path, "template");
     }
 }
