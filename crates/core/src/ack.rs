@@ -229,7 +229,7 @@ mod tests {
         let (acker, mut rx) = Acker::new();
         let mut recs = batch(3);
         let token = acker.attach(&mut recs);
-        let fanout: Vec<Record> = recs.iter().cloned().collect();
+        let fanout: Vec<Record> = recs.to_vec();
         drop(recs);
         assert!(rx.try_recv().is_none(), "fan-out clones still alive");
         fanout[1].ack.set(AckStatus::Errored);

@@ -55,10 +55,18 @@ pub const COUNTER_NAMES: [&str; 7] = [
     "weir_component_sent_bytes_total",
 ];
 
+#[derive(Debug)]
+struct Entry {
+    pipeline: String,
+    component: String,
+    kind: &'static str,
+    metrics: Arc<ComponentMetrics>,
+}
+
 /// Every component's counters.
 #[derive(Debug, Default, Clone)]
 pub struct MetricsRegistry {
-    inner: Arc<Mutex<Vec<(String, String, &'static str, Arc<ComponentMetrics>)>>>,
+    inner: Arc<Mutex<Vec<Entry>>>,
 }
 
 impl MetricsRegistry {
@@ -70,12 +78,13 @@ impl MetricsRegistry {
         kind: &'static str,
     ) -> Arc<ComponentMetrics> {
         let m = Arc::new(ComponentMetrics::default());
-        self.inner.lock().expect("metrics lock").push((
-            pipeline.into(),
-            component.into(),
+        let entry = Entry {
+            pipeline: pipeline.into(),
+            component: component.into(),
             kind,
-            m.clone(),
-        ));
+            metrics: m.clone(),
+        };
+        self.inner.lock().expect("metrics lock").push(entry);
         m
     }
 
@@ -85,21 +94,28 @@ impl MetricsRegistry {
             .lock()
             .expect("metrics lock")
             .iter()
-            .map(|(p, c, k, m)| MetricsRow {
-                pipeline: p.clone(),
-                component: c.clone(),
-                kind: k,
-                values: [
-                    &m.received_records,
-                    &m.sent_records,
-                    &m.discarded_records,
-                    &m.errors,
-                    &m.dead_lettered_records,
-                    &m.retries,
-                    &m.sent_bytes,
-                ]
-                .map(|a| a.load(Ordering::Relaxed)),
-            })
+            .map(
+                |Entry {
+                     pipeline,
+                     component,
+                     kind,
+                     metrics: m,
+                 }| MetricsRow {
+                    pipeline: pipeline.clone(),
+                    component: component.clone(),
+                    kind,
+                    values: [
+                        &m.received_records,
+                        &m.sent_records,
+                        &m.discarded_records,
+                        &m.errors,
+                        &m.dead_lettered_records,
+                        &m.retries,
+                        &m.sent_bytes,
+                    ]
+                    .map(|a| a.load(Ordering::Relaxed)),
+                },
+            )
             .collect()
     }
 

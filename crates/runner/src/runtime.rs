@@ -53,7 +53,7 @@ fn build_transform(
         Ok(Built::Transform(t)) => Some(TransformStage {
             name: Arc::from(spec.name.as_str()),
             transform: t,
-            options: spec.options.clone(),
+            options: spec.options,
             on_error: p.on_error(spec),
             metrics: metrics.component(&p.name, &spec.name, "transform"),
         }),
@@ -89,7 +89,7 @@ fn build_sink(
         Ok(Built::Sink(s)) => Some(SinkStage {
             name: Arc::from(spec.name.as_str()),
             sink: s,
-            options: spec.options.clone(),
+            options: spec.options,
             on_error: if kind == "dlq" {
                 OnError::Stop
             } else {

@@ -202,8 +202,8 @@ async fn transform_task(
 pub struct PipelineBuilder {
     name: Arc<str>,
     source: Option<(Arc<str>, Box<dyn Source>)>,
-    transforms: Vec<(Arc<str>, Arc<dyn Transform>, StageOptions, Option<OnError>)>,
-    sinks: Vec<(Arc<str>, Arc<dyn Sink>, StageOptions, Option<OnError>)>,
+    transforms: Vec<(Arc<str>, Arc<dyn Transform>, StageOptions)>,
+    sinks: Vec<(Arc<str>, Arc<dyn Sink>, StageOptions)>,
     dlq: Option<(Arc<str>, Arc<dyn Sink>, StageOptions)>,
     budget: Option<ErrorBudget>,
     settings: PipelineSettings,
@@ -227,9 +227,7 @@ impl PipelineBuilder {
         t: Arc<dyn Transform>,
         options: StageOptions,
     ) -> Self {
-        let on_error = options.on_error;
-        self.transforms
-            .push((Arc::from(name), t, options, on_error));
+        self.transforms.push((Arc::from(name), t, options));
         self
     }
     /// Adds a sink with default options.
@@ -238,8 +236,7 @@ impl PipelineBuilder {
     }
     /// Adds a sink with options.
     pub fn sink_with(mut self, name: &str, s: Arc<dyn Sink>, options: StageOptions) -> Self {
-        let on_error = options.on_error;
-        self.sinks.push((Arc::from(name), s, options, on_error));
+        self.sinks.push((Arc::from(name), s, options));
         self
     }
     /// Sets the dead-letter sink.
@@ -283,23 +280,23 @@ impl PipelineBuilder {
             transforms: self
                 .transforms
                 .into_iter()
-                .map(|(name, transform, options, on_error)| TransformStage {
+                .map(|(name, transform, options)| TransformStage {
                     metrics: m.component(p, &name, "transform"),
                     name,
                     transform,
                     options,
-                    on_error: on_error.unwrap_or(default_policy),
+                    on_error: options.on_error.unwrap_or(default_policy),
                 })
                 .collect(),
             sinks: self
                 .sinks
                 .into_iter()
-                .map(|(name, sink, options, on_error)| SinkStage {
+                .map(|(name, sink, options)| SinkStage {
                     metrics: m.component(p, &name, "sink"),
                     name,
                     sink,
                     options,
-                    on_error: on_error.unwrap_or(default_policy),
+                    on_error: options.on_error.unwrap_or(default_policy),
                     transforms: Vec::new(),
                 })
                 .collect(),
