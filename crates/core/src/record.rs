@@ -163,6 +163,8 @@ pub struct Meta {
     pub origin: Option<Origin>,
     /// Tenant the record belongs to, when known.
     pub tenant: Option<Arc<str>>,
+    /// Why the record failed, once it has (set on dead letters).
+    pub error: Option<Arc<str>>,
 }
 
 /// A record. Cloning is cheap (bytes and decoded JSON are shared) and clones share the ack, which

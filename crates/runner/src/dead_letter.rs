@@ -69,6 +69,7 @@ pub fn dead_letter(mut record: Record, pipeline: &str, f: &Failure) -> Record {
     add(&mut record, headers::PIPELINE, pipeline.to_owned());
     add(&mut record, headers::COMPONENT, f.component.clone());
     add(&mut record, headers::ATTEMPTS, f.attempts.to_string());
+    record.meta.error = Some(format!("{} `{}`: {}", f.stage, f.component, f.message).into());
     record
 }
 
@@ -113,5 +114,6 @@ mod tests {
         assert_eq!(d.header(headers::STAGE), Some(&b"sink"[..]));
         assert_eq!(d.header(headers::MESSAGE), Some(&b"400 bad"[..]));
         assert_eq!(d.header(headers::COMPONENT), Some(&b"webhook"[..]));
+        assert_eq!(d.meta.error.as_deref(), Some("sink `webhook`: 400 bad"));
     }
 }

@@ -297,3 +297,133 @@ fn schema_is_json_schema_with_every_plugin() {
     assert_eq!(types, vec!["file", "generator", "stdin"]);
     assert!(schema["$defs"]["Sink"]["oneOf"].as_array().unwrap().len() >= 4);
 }
+
+#[test]
+fn a_directory_of_files_runs_together_and_names_must_be_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let pipeline = |name: &str, n: u32| {
+        format!(
+            "pipelines:\n  {name}:\n    source: {{ type: generator, count: {n}, seed: 1 }}\n    sinks: [ {{ type: file, path: {}/{name}.ndjson }} ]\n",
+            out.display()
+        )
+    };
+    std::fs::write(dir.path().join("a.yaml"), pipeline("alpha", 30)).unwrap();
+    std::fs::write(dir.path().join("b.yml"), pipeline("beta", 40)).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a pipeline").unwrap();
+    let run = weir().arg("run").arg(dir.path()).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("alpha.ndjson"))
+            .unwrap()
+            .lines()
+            .count(),
+        30
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("beta.ndjson"))
+            .unwrap()
+            .lines()
+            .count(),
+        40
+    );
+    std::fs::write(dir.path().join("c.yaml"), pipeline("alpha", 1)).unwrap();
+    let v = weir().arg("validate").arg(dir.path()).output().unwrap();
+    assert_eq!(v.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&v.stderr).contains("pipeline `alpha` is already defined in"),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+}
+
+#[test]
+fn sink_transforms_apply_to_that_sink_only_and_dlq_catches_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let f = dir.path().join("p.yaml");
+    std::fs::write(
+        &f,
+        format!(
+            "pipelines:\n  p:\n    source: {{ type: generator, count: 300, seed: 5 }}\n    sinks:\n      - type: file\n        path: {d}/all.ndjson\n      - type: file\n        path: {d}/anomalies.ndjson\n        transforms:\n          - {{ type: filter, patterns: [ {{ value: {{ anomaly: [true] }} }} ] }}\n          - {{ type: jq, program: '.value | if .amount > 9000 then error(\"too big\") else {{id, amount}} end' }}\n    dlq: {{ type: file, path: {d}/dlq.ndjson, envelope: true }}\n"
+        ),
+    )
+    .unwrap();
+    let run = weir().arg("run").arg(&f).output().unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let all: Vec<Json> = std::fs::read_to_string(dir.path().join("all.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        all.len(),
+        300,
+        "the first sink is untouched by the second sink's transforms"
+    );
+    let anomalies: Vec<&Json> = all.iter().filter(|t| t["anomaly"] == true).collect();
+    let (too_big, ok): (Vec<&Json>, Vec<&Json>) = anomalies
+        .iter()
+        .partition(|t| t["amount"].as_f64().unwrap() > 9000.0);
+    let got: Vec<Json> = std::fs::read_to_string(dir.path().join("anomalies.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), ok.len());
+    for (g, e) in got.iter().zip(&ok) {
+        assert_eq!(
+            g,
+            &serde_json::json!({"id": e["id"], "amount": e["amount"]})
+        );
+    }
+    let dlq: Vec<Json> = std::fs::read_to_string(dir.path().join("dlq.ndjson"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dlq.len(), too_big.len());
+    for (d, e) in dlq.iter().zip(&too_big) {
+        assert_eq!(
+            d["value"], **e,
+            "the dead letter carries the original record"
+        );
+        assert_eq!(d["headers"]["__connect.errors.stage"], "transform");
+        assert_eq!(d["headers"]["weir.errors.component"], "jq-1");
+    }
+}
+
+#[test]
+fn log_sink_writes_json_logs_to_stderr_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("log.yaml");
+    std::fs::write(&f, "pipelines:\n  l:\n    source: { type: generator, count: 3, seed: 2 }\n    sinks: [ { type: log, level: warn } ]\n").unwrap();
+    let out = weir()
+        .args(["--log-format", "json", "run"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty(), "logs never go to stdout");
+    let lines: Vec<Json> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON log lines"))
+        .collect();
+    let records: Vec<&Json> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" && l["fields"]["record"].is_string())
+        .collect();
+    assert_eq!(records.len(), 3);
+    let first: Json =
+        serde_json::from_str(records[0]["fields"]["record"].as_str().unwrap()).unwrap();
+    assert!(first["id"].as_str().unwrap().starts_with("txn-"));
+}
