@@ -26,13 +26,23 @@ fn mask_value(v: &mut Json, with: &Json, keep_last: usize) {
     if keep_last > 0
         && let Json::String(s) = v
     {
-        let n = s.chars().count();
+        let n = if s.is_ascii() {
+            s.len()
+        } else {
+            s.chars().count()
+        };
         if n > keep_last {
-            let tail: String = s.chars().skip(n - keep_last).collect();
+            let hidden = n - keep_last;
+            let cut = if s.is_ascii() {
+                hidden
+            } else {
+                s.char_indices().nth(hidden).map_or(s.len(), |(i, _)| i)
+            };
             let fill = with.as_str().and_then(|w| w.chars().next()).unwrap_or('*');
-            *s = std::iter::repeat_n(fill, n - keep_last)
-                .chain(tail.chars())
-                .collect();
+            let mut out = String::with_capacity(hidden * fill.len_utf8() + s.len() - cut);
+            out.extend(std::iter::repeat_n(fill, hidden));
+            out.push_str(&s[cut..]);
+            *s = out;
             return;
         }
     }
@@ -129,6 +139,20 @@ mod tests {
         assert_eq!(
             out,
             json!({"card":{"number":"************1111"},"items":[{"secret":"**cdef"},{"secret":"****"}]})
+        );
+    }
+
+    #[test]
+    fn keep_last_counts_characters_not_bytes() {
+        let t = build("mask: [value.name]\nkeep_last: 2\nmask_with: \"#\"\n").unwrap();
+        assert_eq!(
+            run(&*t, json!({"name": "Zoë Ærø"})),
+            json!({"name": "#####rø"})
+        );
+        assert_eq!(
+            run(&*t, json!({"name": "ab"})),
+            json!({"name": "#"}),
+            "too short to keep anything: fully masked"
         );
     }
 
