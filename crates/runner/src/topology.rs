@@ -67,6 +67,9 @@ impl Pipeline {
             budget,
             settings,
         } = self;
+        if settings.healthcheck {
+            healthchecks(&name, &sinks, dlq.as_ref()).await;
+        }
         let stop = shutdown.child_token();
         let shared = Arc::new(Shared::new(
             name.clone(),
@@ -166,6 +169,21 @@ impl Pipeline {
             }),
             None => Ok(()),
         }
+    }
+}
+
+/// Runs every sink's health check, one after another (10 s each). A failure is logged, not fatal: the
+/// sink's retries take over once records flow (docs/decisions.md #12).
+async fn healthchecks(pipeline: &str, sinks: &[SinkStage], dlq: Option<&SinkStage>) {
+    let checks = sinks.iter().chain(dlq).map(|s| async move {
+        match tokio::time::timeout(Duration::from_secs(10), s.sink.healthcheck()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(pipeline, component = %s.name, "health check failed: {e}; starting anyway, writes will be retried"),
+            Err(_) => tracing::warn!(pipeline, component = %s.name, "health check timed out after 10s; starting anyway"),
+        }
+    });
+    for c in checks {
+        c.await;
     }
 }
 

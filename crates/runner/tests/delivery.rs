@@ -705,3 +705,60 @@ async fn filtered_and_split_records_resolve_their_source_ack() {
             .all(|s| *s == AckStatus::Delivered)
     );
 }
+
+/// Fails its health check, then writes fine.
+struct Unhealthy {
+    checked: AtomicUsize,
+    inner: TestSink,
+}
+
+#[async_trait]
+impl Sink for Unhealthy {
+    async fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        self.inner.write(records).await
+    }
+    async fn healthcheck(&self) -> Result<(), SinkError> {
+        self.checked.fetch_add(1, Ordering::SeqCst);
+        Err(SinkError::retriable("connection refused"))
+    }
+}
+
+#[tokio::test]
+async fn health_checks_run_at_start_and_a_failure_does_not_stop_the_pipeline() {
+    let (source, statuses) = VecSource::new(10, 10);
+    let sink = Arc::new(Unhealthy {
+        checked: AtomicUsize::new(0),
+        inner: TestSink::default(),
+    });
+    let p = Pipeline::builder("health")
+        .source("vec", source)
+        .sink_with("u", sink.clone(), fast_retry())
+        .build()
+        .unwrap();
+    p.run(CancellationToken::new()).await.unwrap();
+    assert_eq!(sink.checked.load(Ordering::SeqCst), 1);
+    assert_eq!(sink.inner.seqs().len(), 10);
+    assert_eq!(statuses.lock().unwrap().len(), 10);
+
+    let (source, _) = VecSource::new(1, 1);
+    let sink = Arc::new(Unhealthy {
+        checked: AtomicUsize::new(0),
+        inner: TestSink::default(),
+    });
+    let settings = PipelineSettings {
+        healthcheck: false,
+        ..PipelineSettings::default()
+    };
+    let p = Pipeline::builder("nohealth")
+        .settings(settings)
+        .source("vec", source)
+        .sink_with("u", sink.clone(), fast_retry())
+        .build()
+        .unwrap();
+    p.run(CancellationToken::new()).await.unwrap();
+    assert_eq!(
+        sink.checked.load(Ordering::SeqCst),
+        0,
+        "healthcheck: false skips it"
+    );
+}
