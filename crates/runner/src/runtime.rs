@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use weir_core::config::{
-    ConfigErrors, OnError, PipelineSpec, load_path_partial, load_str_partial, process_env,
+    ComponentSpec, ConfigErrors, OnError, PipelineSpec, load_path_partial, load_str_partial,
+    process_env,
 };
 use weir_core::registry::Built;
 use weir_core::{ConfigError, Registry};
@@ -42,13 +43,26 @@ pub struct Runtime {
     metrics: MetricsRegistry,
 }
 
+/// `on_error: dlq` on any stage (pipeline transform, sink, or a sink's own transform) needs a
+/// pipeline `dlq:` to send to.
+fn check_dlq_exists(spec: &ComponentSpec, p: &PipelineSpec, errors: &mut Vec<ConfigError>) {
+    if spec.options.on_error == Some(OnError::Dlq) && p.dlq.is_none() {
+        errors.push(p.file.error(
+            spec.location,
+            format!("{}.on_error", spec.path),
+            "`on_error: dlq` needs a pipeline `dlq:` sink",
+        ));
+    }
+}
+
 fn build_transform(
-    spec: &weir_core::config::ComponentSpec,
+    spec: &ComponentSpec,
     p: &PipelineSpec,
     registry: &Registry,
     metrics: &MetricsRegistry,
     errors: &mut Vec<ConfigError>,
 ) -> Option<TransformStage> {
+    check_dlq_exists(spec, p, errors);
     match registry.build(spec, &p.file, &p.name) {
         Ok(Built::Transform(t)) => Some(TransformStage {
             name: Arc::from(spec.name.as_str()),
@@ -66,7 +80,7 @@ fn build_transform(
 }
 
 fn build_sink(
-    spec: &weir_core::config::ComponentSpec,
+    spec: &ComponentSpec,
     p: &PipelineSpec,
     registry: &Registry,
     metrics: &MetricsRegistry,
@@ -78,13 +92,7 @@ fn build_sink(
         .iter()
         .filter_map(|t| build_transform(t, p, registry, metrics, errors))
         .collect();
-    if spec.options.on_error == Some(OnError::Dlq) && p.dlq.is_none() {
-        errors.push(p.file.error(
-            spec.location,
-            format!("{}.on_error", spec.path),
-            "`on_error: dlq` needs a pipeline `dlq:` sink",
-        ));
-    }
+    check_dlq_exists(spec, p, errors);
     match registry.build(spec, &p.file, &p.name) {
         Ok(Built::Sink(s)) => Some(SinkStage {
             name: Arc::from(spec.name.as_str()),
@@ -132,15 +140,6 @@ fn build_with(
                 None
             }
         };
-        for t in &p.transforms {
-            if t.options.on_error == Some(OnError::Dlq) && p.dlq.is_none() {
-                errors.push(p.file.error(
-                    t.location,
-                    format!("{}.on_error", t.path),
-                    "`on_error: dlq` needs a pipeline `dlq:` sink",
-                ));
-            }
-        }
         let transforms: Vec<_> = p
             .transforms
             .iter()

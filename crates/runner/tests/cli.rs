@@ -427,3 +427,29 @@ fn log_sink_writes_json_logs_to_stderr_only() {
         serde_json::from_str(records[0]["fields"]["record"].as_str().unwrap()).unwrap();
     assert!(first["id"].as_str().unwrap().starts_with("txn-"));
 }
+
+#[test]
+fn on_error_dlq_without_a_dlq_is_refused_at_every_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("nodlq.yaml");
+    std::fs::write(
+        &f,
+        "pipelines:\n  p:\n    source: { type: stdin }\n    transforms:\n      - { type: jq, program: '.', on_error: dlq }\n    sinks:\n      - type: stdout\n        on_error: dlq\n        transforms:\n          - { type: jq, program: '.', on_error: dlq }\n",
+    )
+    .unwrap();
+    let out = weir().arg("validate").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for path in [
+        "pipelines.p.transforms[0].on_error",
+        "pipelines.p.sinks[0].on_error",
+        "pipelines.p.sinks[0].transforms[0].on_error",
+    ] {
+        assert!(
+            err.contains(&format!(
+                "{path}: `on_error: dlq` needs a pipeline `dlq:` sink"
+            )),
+            "{path} missing from:\n{err}"
+        );
+    }
+}
