@@ -127,12 +127,11 @@ impl Value {
         }
     }
 
-    /// Length in bytes of the output form, computed without serializing when unmodified.
+    /// Approximate output length in bytes, for batching by bytes, without serializing: a modified
+    /// value is estimated by its original size (serializing to measure would cost
+    /// more than the batch limit it serves); a value built from JSON counts as 64 bytes.
     pub fn approx_size(&self) -> usize {
-        match (&self.raw, self.modified) {
-            (Some(raw), false) => raw.len(),
-            _ => self.raw.as_ref().map_or(64, |r| r.len()),
-        }
+        self.raw.as_ref().map_or(64, |r| r.len())
     }
 }
 

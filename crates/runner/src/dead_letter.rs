@@ -48,15 +48,14 @@ pub fn dead_letter(mut record: Record, pipeline: &str, f: &Failure) -> Record {
     if let Some(orig) = record.value.original().cloned() {
         record.value.set_bytes(orig);
     }
-    let add = |r: &mut Record, name: &str, value: String| r.set_header(name, value);
     if let Some(o) = record.meta.origin.clone() {
-        add(&mut record, headers::TOPIC, o.topic.to_string());
-        add(&mut record, headers::PARTITION, o.partition.to_string());
-        add(&mut record, headers::OFFSET, o.offset.to_string());
+        record.set_header(headers::TOPIC, o.topic.to_string());
+        record.set_header(headers::PARTITION, o.partition.to_string());
+        record.set_header(headers::OFFSET, o.offset.to_string());
     }
-    add(&mut record, headers::CONNECTOR, pipeline.to_owned());
-    add(&mut record, headers::STAGE, f.stage.to_owned());
-    add(&mut record, headers::CLASS, f.class.clone());
+    record.set_header(headers::CONNECTOR, pipeline.to_owned());
+    record.set_header(headers::STAGE, f.stage.to_owned());
+    record.set_header(headers::CLASS, f.class.clone());
     let mut msg = f.message.clone();
     if msg.len() > 4096 {
         let mut cut = 4096;
@@ -65,10 +64,10 @@ pub fn dead_letter(mut record: Record, pipeline: &str, f: &Failure) -> Record {
         }
         msg.truncate(cut);
     }
-    add(&mut record, headers::MESSAGE, msg);
-    add(&mut record, headers::PIPELINE, pipeline.to_owned());
-    add(&mut record, headers::COMPONENT, f.component.clone());
-    add(&mut record, headers::ATTEMPTS, f.attempts.to_string());
+    record.set_header(headers::MESSAGE, msg);
+    record.set_header(headers::PIPELINE, pipeline.to_owned());
+    record.set_header(headers::COMPONENT, f.component.clone());
+    record.set_header(headers::ATTEMPTS, f.attempts.to_string());
     record.meta.error = Some(format!("{} `{}`: {}", f.stage, f.component, f.message).into());
     record
 }

@@ -3,7 +3,9 @@
 
 use serde_json::{Map, Value as Json, json};
 use weir_core::Registry;
-use weir_core::config::{BatchOptions, ErrorBudget, OnError, PipelineSettings, RetryOptions};
+use weir_core::config::{
+    BatchOptions, ErrorBudget, OnError, PipelineSettings, RetryOptions, StageOptions,
+};
 use weir_core::registry::{PluginEntry, PluginKind};
 
 /// One documented option.
@@ -148,9 +150,29 @@ pub fn reference_markdown(registry: &Registry) -> String {
     s.push_str("Runner options on components (taken off before the plugin sees its options):\n\n");
     s.push_str("| key | on | meaning |\n|---|---|---|\n");
     s.push_str("| `type` | all | plugin type |\n| `name` | all | component name (default: type, or type-index) |\n");
-    s.push_str("| `transforms` | sinks | transforms for this sink only |\n| `batch` | sinks, dlq | `max_records` (500), `max_bytes` (4 MiB), `max_wait` (100ms) |\n");
-    s.push_str("| `retry` | transforms, sinks, dlq | `max_attempts` (-1 = forever), `initial_backoff` (100ms), `max_backoff` (30s); exponential with jitter |\n");
-    s.push_str("| `max_in_flight` | sinks, dlq | concurrent writes (1: keeps order) |\n| `on_error` | transforms, sinks | `dlq` \\| `drop` \\| `stop` (\\| `keep` for transforms); default `dlq` with a pipeline `dlq`, else `stop` |\n\n");
+    let (batch, retry, stage) = (
+        BatchOptions::default(),
+        RetryOptions::default(),
+        StageOptions::default(),
+    );
+    s.push_str(&format!(
+        "| `transforms` | sinks | transforms for this sink only |\n| `batch` | sinks, dlq | `max_records` ({}), `max_bytes` ({} MiB), `max_wait` ({}) |\n",
+        batch.max_records,
+        batch.max_bytes / (1024 * 1024),
+        batch.max_wait
+    ));
+    s.push_str(&format!(
+        "| `retry` | transforms, sinks, dlq | `max_attempts` ({}{}), `initial_backoff` ({}), `max_backoff` ({}); exponential with jitter |\n",
+        retry.max_attempts,
+        if retry.max_attempts < 0 { " = forever" } else { "" },
+        retry.initial_backoff,
+        retry.max_backoff
+    ));
+    s.push_str(&format!(
+        "| `max_in_flight` | sinks, dlq | concurrent writes ({}: keeps order) |\n",
+        stage.max_in_flight
+    ));
+    s.push_str("| `on_error` | transforms, sinks | `dlq` \\| `drop` \\| `stop` (\\| `keep` for transforms); default `dlq` with a pipeline `dlq`, else `stop` |\n\n");
     for kind in [PluginKind::Source, PluginKind::Transform, PluginKind::Sink] {
         s.push_str(&format!("## {}s\n\n", capitalize(kind.noun())));
         for e in registry.entries().filter(|e| e.kind == kind) {

@@ -145,23 +145,26 @@ async fn write_with_retry(
     }
 }
 
-/// Takes the next batch off the front of `pending` within the count and byte limits (at least one).
-fn cut(pending: &mut Vec<Record>, opts: &StageOptions) -> Vec<Record> {
+/// Takes the next batch off the front of `pending` within the count and byte limits (at least one),
+/// returning it with its size in bytes.
+fn cut(pending: &mut Vec<Record>, opts: &StageOptions) -> (Vec<Record>, usize) {
     let mut bytes = 0;
     let mut n = 0;
     for r in pending.iter().take(opts.batch.max_records) {
-        bytes += r.approx_size();
-        if n > 0 && bytes > opts.batch.max_bytes {
+        let size = r.approx_size();
+        if n > 0 && bytes + size > opts.batch.max_bytes {
             break;
         }
+        bytes += size;
         n += 1;
     }
     let rest = pending.split_off(n);
-    std::mem::replace(pending, rest)
+    (std::mem::replace(pending, rest), bytes)
 }
 
-/// Runs the sink until its input closes and every write finished. For the DLQ sink, `route` is
-/// `None`: a record the DLQ cannot take fails the pipeline and stays uncommitted.
+/// Runs the sink until its input closes and every write finished. For the DLQ sink (`is_dlq`), a
+/// record the DLQ cannot take fails the pipeline and stays uncommitted instead of following
+/// `on_error`.
 pub async fn run_sink(
     stage: SinkStage,
     mut rx: mpsc::Receiver<Batch>,
@@ -184,8 +187,8 @@ pub async fn run_sink(
                 || pending.len() >= opts.batch.max_records
                 || pending_bytes >= opts.batch.max_bytes)
         {
-            let batch = cut(&mut pending, &opts);
-            pending_bytes = pending.iter().map(Record::approx_size).sum();
+            let (batch, bytes) = cut(&mut pending, &opts);
+            pending_bytes -= bytes;
             first_at = (!pending.is_empty()).then(Instant::now);
             inflight.spawn(write_with_retry(
                 stage.sink.clone(),

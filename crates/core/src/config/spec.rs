@@ -484,16 +484,13 @@ impl Parser<'_> {
             let key = k.scalar_text().unwrap_or_default();
             let kpath = child_key(path, &key);
             if !allowed.contains(&key.as_str()) {
-                if let Some(other) = [SINK_RUNNER_KEYS, TRANSFORM_RUNNER_KEYS]
-                    .concat()
-                    .into_iter()
-                    .find(|r| *r == key)
-                {
+                // Sinks take every runner key, so any runner key not allowed here is misplaced.
+                if SINK_RUNNER_KEYS.contains(&key.as_str()) {
                     self.err(
                         k,
                         &kpath,
                         format!(
-                            "`{other}` is not available on a {}{}",
+                            "`{key}` is not available on a {}{}",
                             if dlq { "dlq " } else { "" },
                             kind.noun()
                         ),
@@ -533,9 +530,7 @@ impl Parser<'_> {
                 "retry.max_attempts must be -1 (forever) or at least 1",
             );
         }
-        if kind == PluginKind::Transform && options.on_error == Some(OnError::Keep) {
-            // fine: transforms may keep
-        } else if options.on_error == Some(OnError::Keep) {
+        if kind != PluginKind::Transform && options.on_error == Some(OnError::Keep) {
             self.err(
                 node,
                 &child_key(path, "on_error"),
