@@ -1,6 +1,8 @@
-//! Weir's built-in sinks: `stdout`, `log`, `file` and `null`.
+//! Weir's built-in sinks: `stdout`, `log`, `file`, `null` and (feature `kafka`) `kafka`.
 
 pub mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod log;
 pub mod ndjson;
 pub mod null;

@@ -1,7 +1,9 @@
-//! Weir's built-in sources: `stdin`, `file` and `generator`.
+//! Weir's built-in sources: `stdin`, `file`, `generator` and (feature `kafka`) `kafka`.
 
 pub mod file;
 pub mod generator;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod lines;
 pub mod stdin;
 

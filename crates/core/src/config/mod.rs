@@ -7,6 +7,7 @@ pub mod env;
 pub mod error;
 pub mod load;
 pub mod node;
+pub mod secret;
 pub mod spec;
 
 pub use de::{DeError, from_node};
@@ -14,6 +15,7 @@ pub use duration::HumanDuration;
 pub use error::{ConfigError, ConfigErrors, SourceFile, did_you_mean};
 pub use load::{load_path, load_path_partial, load_str, load_str_partial, process_env};
 pub use node::{Location, Node, NodeKind};
+pub use secret::{Secret, SecretError};
 pub use spec::{
     BatchOptions, ComponentSpec, ErrorBudget, OnError, PipelineSettings, PipelineSpec,
     RetryOptions, StageOptions,

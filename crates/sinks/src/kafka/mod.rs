@@ -1,0 +1,382 @@
+//! `kafka`: an idempotent producer whose writes finish on delivery reports.
+//!
+//! A write enqueues every record of the batch at once and then waits for all delivery reports, so
+//! librdkafka batches and pipelines freely while the runner's ack still means "the broker has it".
+//! Errors are classified here (fatal codes listed in [`is_fatal`]); retries beyond librdkafka's
+//! own belong to the runner.
+
+pub mod config;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header as KHeader, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use weir_core::kafka::{ClientProperties, client_properties};
+use weir_core::template::{Template, TemplateContext};
+use weir_core::{BuildContext, BuildError, PluginConfig, Record, RecordOutcome, Sink, SinkError};
+
+pub use config::{Compression, KafkaSinkConfig};
+
+impl PluginConfig for KafkaSinkConfig {
+    const TYPE: &'static str = "kafka";
+    const SUMMARY: &'static str = "Produce to Kafka (idempotent, acks=all), acked on delivery";
+    const EXAMPLE: &'static str = "type: kafka\nbootstrap_servers: \"${KAFKA:-127.0.0.1:9092}\"\ntopic: alerts-<$.value.country>\nkey: <$.value.customer_id>\ncompression: lz4\nheaders:\n  x-pipeline: <weir.pipeline>\n";
+    type Output = dyn Sink;
+    fn build(self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        let compile = |path: String, text: &str| {
+            Template::compile(text).map_err(|e| BuildError::at(path, e.to_string()))
+        };
+        if self.topic.trim().is_empty() {
+            return Err(BuildError::at("topic", "must not be empty"));
+        }
+        let topic = compile("topic".into(), &self.topic)?;
+        let key = match &self.key {
+            Some(k) => Some(compile("key".into(), k)?),
+            None => None,
+        };
+        let partition = match &self.partition {
+            Some(p) => Some(compile("partition".into(), p)?),
+            None => None,
+        };
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            headers.push((name.clone(), compile(format!("headers.{name}"), value)?));
+        }
+        let props = self.properties(cx).map_err(|e| BuildError::at("", e))?;
+        let context = SinkClient {
+            name: format!("{}/{}", cx.pipeline, cx.component),
+            secrets: props.secrets.clone(),
+            last_error: Arc::new(Mutex::new(None)),
+        };
+        let last_error = context.last_error.clone();
+        let producer: FutureProducer<SinkClient> = to_client_config(&props)
+            .create_with_context(context)
+            .map_err(|e| BuildError::at("options", props.redact(&e.to_string())))?;
+        let static_topic = topic.is_static().then(|| self.topic.clone());
+        Ok(Box::new(KafkaSink {
+            producer,
+            topic,
+            static_topic,
+            key,
+            partition,
+            headers,
+            pipeline: cx.pipeline.clone(),
+            bootstrap: self.bootstrap_servers,
+            last_error,
+        }))
+    }
+}
+
+weir_core::register_plugin!(KafkaSinkConfig);
+
+impl KafkaSinkConfig {
+    fn properties(&self, cx: &BuildContext) -> Result<ClientProperties, String> {
+        let mut p = client_properties(
+            &self.bootstrap_servers,
+            self.tls.as_ref(),
+            self.sasl.as_ref(),
+            &Default::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        p.set(
+            "client.id",
+            format!("weir-{}-{}", cx.pipeline, cx.component),
+        );
+        p.set("enable.idempotence", "true");
+        p.set("acks", "all");
+        // The Java client's partitioner, so keys land where Kafka Connect and Streams put them.
+        p.set("partitioner", "murmur2_random");
+        p.set("compression.codec", self.compression.as_str());
+        p.set("linger.ms", self.linger.0.as_millis().to_string());
+        p.set("batch.size", self.batch_bytes.to_string());
+        p.set(
+            "message.timeout.ms",
+            self.message_timeout.0.as_millis().max(1).to_string(),
+        );
+        for (k, v) in &self.options {
+            if k.contains("password") || k.contains("secret") {
+                p.secrets.push(v.0.clone());
+            }
+            p.set(k, v.0.clone());
+        }
+        Ok(p)
+    }
+}
+
+fn to_client_config(props: &ClientProperties) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    for (k, v) in &props.properties {
+        c.set(k, v);
+    }
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    c
+}
+
+/// Client callbacks: librdkafka logs into `tracing`, secrets redacted.
+struct SinkClient {
+    name: String,
+    secrets: Vec<String>,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl SinkClient {
+    fn redact(&self, s: &str) -> String {
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        weir_core::config::secret::redact(s, &secrets)
+    }
+}
+
+impl ClientContext for SinkClient {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let msg = self.redact(log_message);
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(sink = %self.name, "librdkafka {fac}: {msg}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(sink = %self.name, "librdkafka {fac}: {msg}")
+            }
+            _ => tracing::debug!(sink = %self.name, "librdkafka {fac}: {msg}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let msg = self.redact(&format!("{error}: {reason}"));
+        tracing::warn!(sink = %self.name, "kafka client error: {msg}");
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg);
+    }
+}
+
+/// The running sink.
+pub struct KafkaSink {
+    producer: FutureProducer<SinkClient>,
+    topic: Template,
+    static_topic: Option<String>,
+    key: Option<Template>,
+    partition: Option<Template>,
+    headers: Vec<(String, Template)>,
+    pipeline: Arc<str>,
+    bootstrap: String,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+/// Where and how one record is produced.
+struct Destination {
+    topic: String,
+    key: Option<Vec<u8>>,
+    partition: Option<i32>,
+    extra_headers: Vec<(String, String)>,
+}
+
+/// Error codes that retrying cannot fix: the record goes to `on_error` at once.
+pub fn is_fatal(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::InvalidTopic
+            | RDKafkaErrorCode::InvalidRequiredAcks
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::UnknownPartition
+            | RDKafkaErrorCode::InvalidArgument
+            | RDKafkaErrorCode::Fatal
+    )
+}
+
+fn outcome(error: &KafkaError, topic: &str) -> RecordOutcome {
+    let message = format!("producing to topic {topic:?} failed: {error}");
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition) => {
+            RecordOutcome::Fatal(format!(
+                "{message} (the topic does not exist; Weir does not create topics)"
+            ))
+        }
+        Some(code) if is_fatal(code) => RecordOutcome::Fatal(message),
+        _ => RecordOutcome::Retriable(message),
+    }
+}
+
+impl KafkaSink {
+    fn destination(&self, record: &Record) -> Result<Destination, String> {
+        let cx = TemplateContext {
+            pipeline: &self.pipeline,
+        };
+        let dynamic = self.static_topic.is_none()
+            || self.key.is_some()
+            || self.partition.is_some()
+            || !self.headers.is_empty();
+        // Templates may decode the value; do it on a view so the batch stays shared.
+        let mut view = dynamic.then(|| record.clone());
+        let mut render = |t: &Template, what: &str| -> Result<String, String> {
+            let view = view.as_mut().expect("dynamic templates have a view");
+            t.render_text(view, &cx)
+                .map_err(|e| format!("cannot render the {what} template: {e}"))
+        };
+        let topic = match &self.static_topic {
+            Some(t) => t.clone(),
+            None => render(&self.topic, "topic")?,
+        };
+        if topic.is_empty() {
+            return Err("the topic template rendered an empty topic name".into());
+        }
+        let key = match &self.key {
+            Some(k) => Some(render(k, "key")?.into_bytes()),
+            None => None,
+        };
+        let partition = match &self.partition {
+            Some(p) => {
+                let text = render(p, "partition")?;
+                Some(text.trim().parse::<i32>().map_err(|_| {
+                    format!("the partition template rendered {text:?}, not a partition number")
+                })?)
+            }
+            None => None,
+        };
+        let mut extra_headers = Vec::with_capacity(self.headers.len());
+        for (name, t) in &self.headers {
+            extra_headers.push((name.clone(), render(t, &format!("header {name}"))?));
+        }
+        Ok(Destination {
+            topic,
+            key,
+            partition,
+            extra_headers,
+        })
+    }
+}
+
+#[async_trait]
+impl Sink for KafkaSink {
+    async fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
+        let mut deliveries = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            let dest = match self.destination(record) {
+                Ok(d) => d,
+                Err(e) => {
+                    outcomes[i] = Some(RecordOutcome::Fatal(e));
+                    continue;
+                }
+            };
+            let payload = record.value.to_bytes();
+            let mut headers =
+                OwnedHeaders::new_with_capacity(record.headers.len() + dest.extra_headers.len());
+            for h in &record.headers {
+                headers = headers.insert(KHeader {
+                    key: &h.name,
+                    value: h.value.as_deref(),
+                });
+            }
+            for (name, value) in &dest.extra_headers {
+                headers = headers.insert(KHeader {
+                    key: name,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&dest.topic)
+                .payload(&payload[..])
+                .headers(headers);
+            let key = dest.key.as_deref().or(record.key.as_deref());
+            if let Some(k) = key {
+                fr = fr.key(k);
+            }
+            if let Some(p) = dest.partition {
+                fr = fr.partition(p);
+            }
+            if let Some(ts) = record.timestamp {
+                fr = fr.timestamp(ts);
+            }
+            // Enqueue; when librdkafka's local queue is full, wait for deliveries to make room.
+            let mut waited = Duration::ZERO;
+            loop {
+                match self.producer.send_result(fr) {
+                    Ok(f) => {
+                        deliveries.push((i, f));
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                        if waited < Duration::from_secs(60) =>
+                    {
+                        fr = back;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        waited += Duration::from_millis(2);
+                    }
+                    Err((e, _)) => {
+                        outcomes[i] = Some(outcome(&e, &dest.topic));
+                        break;
+                    }
+                }
+            }
+        }
+        for (i, f) in deliveries {
+            outcomes[i] = Some(match f.await {
+                Ok(Ok(_)) => RecordOutcome::Delivered,
+                Ok(Err((e, m))) => outcome(&e, rdkafka::Message::topic(&m)),
+                Err(_) => {
+                    RecordOutcome::Retriable("the producer was closed before delivery".into())
+                }
+            });
+        }
+        let outcomes: Vec<RecordOutcome> = outcomes
+            .into_iter()
+            .map(|o| o.expect("every record has an outcome"))
+            .collect();
+        if outcomes.iter().all(|o| *o == RecordOutcome::Delivered) {
+            Ok(())
+        } else {
+            Err(SinkError::Partial(outcomes))
+        }
+    }
+
+    async fn healthcheck(&self) -> Result<(), SinkError> {
+        let producer = self.producer.clone();
+        let bootstrap = self.bootstrap.clone();
+        let topic = self.static_topic.clone();
+        let last_error = self.last_error.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(topic.as_deref(), Duration::from_secs(10))
+                .map_err(|e| {
+                    let detail = last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    SinkError::retriable(format!(
+                        "cannot reach the Kafka brokers at {bootstrap}: {e}{}",
+                        detail.map(|d| format!("; last client error: {d}")).unwrap_or_default()
+                    ))
+                })
+                .and_then(|md| match (topic, md.topics().first()) {
+                    (Some(t), Some(mt)) if mt.error().is_some() || mt.partitions().is_empty() => {
+                        Err(SinkError::Fatal(format!(
+                            "topic {t:?} does not exist on {bootstrap}; create it (Weir does not create topics)"
+                        )))
+                    }
+                    _ => Ok(()),
+                })
+        })
+        .await
+        .map_err(|e| SinkError::Fatal(e.to_string()))?
+    }
+
+    async fn flush(&self) -> Result<(), SinkError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30)))
+            .await
+            .map_err(|e| SinkError::Fatal(e.to_string()))?
+            .map_err(|e| SinkError::retriable(format!("producer flush failed: {e}")))
+    }
+}
