@@ -1,6 +1,6 @@
 //! The Kafka source and sink against a real Kafka-protocol broker (Tansu): filtering end to end,
-//! resuming, consumer groups, backpressure and dead letters. Needs `WEIR_TEST_KAFKA`
-//! (`scripts/test.sh` starts the broker).
+//! resuming, consumer groups, backpressure and dead letters. Each test starts its own
+//! broker (`WEIR_TANSU`, installed by `scripts/test.sh`).
 
 mod support;
 
@@ -96,7 +96,8 @@ fn assert_ordered_per_key(got: &[Got]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_filter_kafka_delivers_exactly_the_matching_records_in_order() {
-    let b = bootstrap();
+    let broker = Broker::start();
+    let b = broker.addr();
     let (input, output, group) = (unique("in"), unique("out"), unique("g"));
     create_topics(&b, &[&input, &output], 3).await;
     produce(&b, &input, &transactions(0, 3000), &[]).await;
@@ -147,7 +148,8 @@ async fn kafka_filter_kafka_delivers_exactly_the_matching_records_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_restart_resumes_where_it_stopped_without_duplicates() {
-    let b = bootstrap();
+    let broker = Broker::start();
+    let b = broker.addr();
     let (input, output, group) = (unique("in"), unique("out"), unique("g"));
     create_topics(&b, &[&input, &output], 2).await;
     produce(&b, &input, &transactions(0, 500), &[]).await;

@@ -1,5 +1,5 @@
-//! Helpers for the integration tests that talk to a real Kafka-protocol broker (Tansu, started by
-//! `scripts/test.sh` or `scripts/dev-kafka.sh`), through an independent rdkafka client.
+//! Helpers for the integration tests that talk to a real Kafka-protocol broker (Tansu, one per
+//! test), through an independent rdkafka client.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -14,24 +14,103 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-/// The broker's address, from `WEIR_TEST_KAFKA`. Fails loudly when it is not set or not listening.
-pub fn bootstrap() -> String {
-    let addr = std::env::var("WEIR_TEST_KAFKA").unwrap_or_else(|_| {
+/// A Tansu broker of this test's own (SQLite storage in a temporary folder, a free loopback
+/// port), killed when dropped. Each test gets a fresh broker, so no test sees another's groups or
+/// load. The binary comes from `WEIR_TANSU` (`scripts/test.sh` installs it); the test fails
+/// loudly without it.
+pub struct Broker {
+    addr: String,
+    child: Option<std::process::Child>,
+    _dir: tempfile::TempDir,
+}
+
+/// The Tansu binary, from `WEIR_TANSU`.
+pub fn tansu_binary() -> std::path::PathBuf {
+    let path = std::env::var("WEIR_TANSU").unwrap_or_else(|_| {
         panic!(
-            "WEIR_TEST_KAFKA is not set: these tests need a Kafka-protocol broker. Run them through \
-             scripts/test.sh, or start one with scripts/dev-kafka.sh and export \
-             WEIR_TEST_KAFKA=127.0.0.1:19092"
+            "WEIR_TANSU is not set: the Kafka tests start Tansu brokers of their own. Run them \
+             through scripts/test.sh, which installs Tansu, or set WEIR_TANSU to a tansu binary \
+             (cargo install tansu --version 0.6.0 --locked --features dynostore,libsql)"
         )
     });
-    if let Err(e) = std::net::TcpStream::connect_timeout(
-        &addr.parse().expect("WEIR_TEST_KAFKA is host:port"),
-        Duration::from_secs(3),
-    ) {
-        panic!(
-            "no broker listening at WEIR_TEST_KAFKA={addr}: {e}. Start it with scripts/dev-kafka.sh"
+    let path = std::path::PathBuf::from(path);
+    assert!(
+        path.is_file(),
+        "WEIR_TANSU={} is not a file",
+        path.display()
+    );
+    path
+}
+
+/// A free port on 127.0.0.1 (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on `addr`.
+pub fn wait_listening(addr: &str, timeout: Duration) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            start.elapsed() < timeout,
+            "nothing listening on {addr} after {timeout:?}"
         );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    addr
+}
+
+impl Broker {
+    /// Starts a broker that listens and advertises on a free port.
+    pub fn start() -> Broker {
+        let port = free_port();
+        Broker::start_with(port, &format!("127.0.0.1:{port}"))
+    }
+
+    /// Starts a broker listening on `port` and advertising `advertised` (a TLS proxy in front).
+    pub fn start_with(port: u16, advertised: &str) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
+        let child = std::process::Command::new(tansu_binary())
+            .arg("broker")
+            .arg("--listener-url")
+            .arg(format!("tcp://127.0.0.1:{port}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://{advertised}"))
+            .arg("--storage-engine")
+            // Tansu resolves the SQLite path against its working directory.
+            .arg("sqlite://tansu.db")
+            .current_dir(dir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start tansu");
+        let addr = format!("127.0.0.1:{port}");
+        let broker = Broker {
+            addr: addr.clone(),
+            child: Some(child),
+            _dir: dir,
+        };
+        wait_listening(&addr, Duration::from_secs(20));
+        broker
+    }
+
+    /// `host:port` clients connect to.
+    pub fn addr(&self) -> String {
+        self.addr.clone()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 /// A name no other test (or earlier run against the same broker) uses.
@@ -154,6 +233,25 @@ pub fn consume_all(
     quiet: Duration,
     timeout: Duration,
 ) -> Vec<Got> {
+    consume_until(
+        bootstrap,
+        topic,
+        partitions,
+        |g| g.len() >= want,
+        quiet,
+        timeout,
+    )
+}
+
+/// Like [`consume_all`] but stops once `done` holds for what arrived (and `quiet` passed).
+pub fn consume_until(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    done: impl Fn(&[Got]) -> bool,
+    quiet: Duration,
+    timeout: Duration,
+) -> Vec<Got> {
     let consumer: BaseConsumer = client_config(bootstrap)
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
@@ -169,7 +267,7 @@ pub fn consume_all(
     let mut got = Vec::new();
     let mut last = Instant::now();
     while start.elapsed() < timeout {
-        if got.len() >= want && last.elapsed() >= quiet {
+        if last.elapsed() >= quiet && done(&got) {
             break;
         }
         match consumer.poll(Duration::from_millis(100)) {

@@ -7,7 +7,7 @@
 
 pub mod config;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -54,12 +54,18 @@ impl PluginConfig for KafkaSinkConfig {
             last_error: Arc::new(Mutex::new(None)),
         };
         let last_error = context.last_error.clone();
-        let producer: FutureProducer<SinkClient> = to_client_config(&props)
-            .create_with_context(context)
+        // librdkafka checks every property name and value here; the producer (which connects)
+        // is created on first use, so `weir validate` stays offline.
+        let client_config = to_client_config(&props);
+        client_config
+            .create_native_config()
             .map_err(|e| BuildError::at("options", props.redact(&e.to_string())))?;
         let static_topic = topic.is_static().then(|| self.topic.clone());
         Ok(Box::new(KafkaSink {
-            producer,
+            producer: OnceLock::new(),
+            client_config,
+            context: Mutex::new(Some(context)),
+            secrets: props.secrets.clone(),
             topic,
             static_topic,
             key,
@@ -157,7 +163,10 @@ impl ClientContext for SinkClient {
 
 /// The running sink.
 pub struct KafkaSink {
-    producer: FutureProducer<SinkClient>,
+    producer: OnceLock<FutureProducer<SinkClient>>,
+    client_config: ClientConfig,
+    context: Mutex<Option<SinkClient>>,
+    secrets: Vec<String>,
     topic: Template,
     static_topic: Option<String>,
     key: Option<Template>,
@@ -209,6 +218,31 @@ fn outcome(error: &KafkaError, topic: &str) -> RecordOutcome {
 }
 
 impl KafkaSink {
+    /// The producer, created on first use.
+    fn producer(&self) -> Result<&FutureProducer<SinkClient>, SinkError> {
+        if let Some(p) = self.producer.get() {
+            return Ok(p);
+        }
+        let mut slot = self.context.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = self.producer.get() {
+            return Ok(p);
+        }
+        let context = slot
+            .take()
+            .ok_or_else(|| SinkError::Fatal("the Kafka producer failed to start earlier".into()))?;
+        let producer: FutureProducer<SinkClient> = self
+            .client_config
+            .create_with_context(context)
+            .map_err(|e| {
+                let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+                SinkError::Fatal(format!(
+                    "cannot start the Kafka producer: {}",
+                    weir_core::config::secret::redact(&e.to_string(), &secrets)
+                ))
+            })?;
+        Ok(self.producer.get_or_init(|| producer))
+    }
+
     fn destination(&self, record: &Record) -> Result<Destination, String> {
         let cx = TemplateContext {
             pipeline: &self.pipeline,
@@ -260,6 +294,7 @@ impl KafkaSink {
 #[async_trait]
 impl Sink for KafkaSink {
     async fn write(&self, records: &[Record]) -> Result<(), SinkError> {
+        let producer = self.producer()?;
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let mut deliveries = Vec::with_capacity(records.len());
         for (i, record) in records.iter().enumerate() {
@@ -301,7 +336,7 @@ impl Sink for KafkaSink {
             // Enqueue; when librdkafka's local queue is full, wait for deliveries to make room.
             let mut waited = Duration::ZERO;
             loop {
-                match self.producer.send_result(fr) {
+                match producer.send_result(fr) {
                     Ok(f) => {
                         deliveries.push((i, f));
                         break;
@@ -341,7 +376,7 @@ impl Sink for KafkaSink {
     }
 
     async fn healthcheck(&self) -> Result<(), SinkError> {
-        let producer = self.producer.clone();
+        let producer = self.producer()?.clone();
         let bootstrap = self.bootstrap.clone();
         let topic = self.static_topic.clone();
         let last_error = self.last_error.clone();
@@ -373,7 +408,9 @@ impl Sink for KafkaSink {
     }
 
     async fn flush(&self) -> Result<(), SinkError> {
-        let producer = self.producer.clone();
+        let Some(producer) = self.producer.get().cloned() else {
+            return Ok(()); // never used
+        };
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30)))
             .await
             .map_err(|e| SinkError::Fatal(e.to_string()))?

@@ -80,9 +80,8 @@ impl PluginConfig for KafkaSourceConfig {
             }
         }
         let props = self.properties(cx).map_err(|e| BuildError::at("", e))?;
-        // Creating the client checks every property name and value without connecting.
-        let client: Result<BaseConsumer, _> = to_client_config(&props).create();
-        if let Err(e) = client {
+        // librdkafka checks every property name and value here, without connecting.
+        if let Err(e) = to_client_config(&props).create_native_config() {
             return Err(BuildError::at("options", props.redact(&e.to_string())));
         }
         Ok(Box::new(KafkaSource {
