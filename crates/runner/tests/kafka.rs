@@ -43,7 +43,17 @@ fn kafka_sink(bootstrap: &str, topic: &str) -> String {
     )
 }
 
-fn start(yaml: &str) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+/// Cancels the pipeline when dropped, so a failing assertion does not leave the consumer thread
+/// running (the test runtime would wait for it for ever).
+struct CancelOnDrop(CancellationToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+fn start(yaml: &str) -> (CancelOnDrop, tokio::task::JoinHandle<()>) {
     let registry = builtin_registry().unwrap();
     let rt = Runtime::from_yaml_str("test.yaml", yaml, &registry)
         .unwrap_or_else(|e| panic!("pipeline does not build: {e}"));
@@ -52,11 +62,11 @@ fn start(yaml: &str) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let handle = tokio::spawn(async move {
         rt.run(t).await.expect("pipeline failed");
     });
-    (token, handle)
+    (CancelOnDrop(token), handle)
 }
 
-async fn stop(token: CancellationToken, handle: tokio::task::JoinHandle<()>) {
-    token.cancel();
+async fn stop(token: CancelOnDrop, handle: tokio::task::JoinHandle<()>) {
+    token.0.cancel();
     tokio::time::timeout(Duration::from_secs(60), handle)
         .await
         .expect("pipeline did not stop within 60s")
@@ -201,4 +211,195 @@ async fn a_clean_restart_resumes_where_it_stopped_without_duplicates() {
         1000,
         "a clean restart must not redeliver anything"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_goes_to_the_kafka_dlq_with_error_headers_and_the_rest_flow() {
+    let broker = Broker::start();
+    let b = broker.addr();
+    let (input, output, dlq, group) = (unique("in"), unique("out"), unique("dlq"), unique("g"));
+    create_topics(&b, &[&input, &output, &dlq], 1).await;
+    let mut msgs = transactions(0, 40);
+    let poison = Msg {
+        key: Some("poison-key".into()),
+        value: "{not json".into(),
+        partition: None,
+        headers: vec![("trace-id".into(), "abc123".into())],
+    };
+    msgs.insert(20, poison);
+    produce(&b, &input, &msgs, &[]).await;
+
+    let filter = "[ { type: filter, name: only-nl, patterns: [ { value: { country: [NL] } } ] } ]";
+    let mut yaml = pipeline(&b, &input, &group, filter, &kafka_sink(&b, &output));
+    yaml.push_str(&format!(
+        "    dlq: {{ type: kafka, bootstrap_servers: \"{b}\", topic: {dlq} }}\n"
+    ));
+    let (token, handle) = start(&yaml);
+    let dead = tokio::task::spawn_blocking({
+        let (b, dlq) = (b.clone(), dlq.clone());
+        move || {
+            consume_all(
+                &b,
+                &dlq,
+                1,
+                1,
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let good = tokio::task::spawn_blocking({
+        let (b, output) = (b.clone(), output.clone());
+        move || {
+            consume_all(
+                &b,
+                &output,
+                1,
+                10,
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    stop(token, handle).await;
+
+    assert_eq!(dead.len(), 1, "exactly the poison record is dead-lettered");
+    let d = &dead[0];
+    assert_eq!(d.key.as_deref(), Some("poison-key"));
+    assert_eq!(d.value, "{not json", "the original bytes are kept");
+    let h = &d.headers;
+    assert_eq!(h.get("trace-id").map(String::as_str), Some("abc123"));
+    assert_eq!(h.get("__connect.errors.topic"), Some(&input));
+    assert_eq!(
+        h.get("__connect.errors.partition").map(String::as_str),
+        Some("0")
+    );
+    assert_eq!(
+        h.get("__connect.errors.offset").map(String::as_str),
+        Some("20")
+    );
+    assert_eq!(
+        h.get("__connect.errors.stage").map(String::as_str),
+        Some("transform")
+    );
+    assert_eq!(
+        h.get("__connect.errors.connector.name").map(String::as_str),
+        Some("relay")
+    );
+    assert_eq!(
+        h.get("weir.errors.component").map(String::as_str),
+        Some("only-nl")
+    );
+    assert!(h.contains_key("__connect.errors.class.name"), "{h:?}");
+    assert!(
+        h.get("__connect.errors.exception.message")
+            .is_some_and(|m| !m.is_empty()),
+        "{h:?}"
+    );
+    // The good records after the poison one flowed too (seq 0, 4, ... 36: 10 records).
+    let seqs: HashSet<u64> = good.iter().map(seq).collect();
+    assert_eq!(seqs, (0..40).filter(|i| i % 4 == 0).collect());
+    // Everything, the poison record included, is committed.
+    assert_eq!(committed(&b, &group, &input, 1), vec![Some(41)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_dlq_write_stops_the_pipeline_and_leaves_the_offset_uncommitted() {
+    let broker = Broker::start();
+    let b = broker.addr();
+    let (input, output, group) = (unique("in"), unique("out"), unique("g"));
+    create_topics(&b, &[&input, &output], 1).await;
+    let mut msgs = transactions(0, 10);
+    msgs.insert(5, Msg::new("poison", "{not json"));
+    produce(&b, &input, &msgs, &[]).await;
+
+    let filter = "[ { type: filter, patterns: [ { value: { country: [NL] } } ] } ]";
+    let mut yaml = pipeline(&b, &input, &group, filter, &kafka_sink(&b, &output));
+    // The DLQ topic does not exist; fail fast instead of waiting for it to appear.
+    yaml.push_str(&format!(
+        "    dlq: {{ type: kafka, bootstrap_servers: \"{b}\", topic: {}, message_timeout: 3s, options: {{ \"topic.metadata.propagation.max.ms\": 1000 }} }}\n",
+        unique("missing-dlq")
+    ));
+    let registry = builtin_registry().unwrap();
+    let rt = Runtime::from_yaml_str("test.yaml", &yaml, &registry).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(90), rt.run(CancellationToken::new()))
+        .await
+        .expect("the pipeline must stop by itself when the DLQ cannot take a record");
+    let err = result.expect_err("a DLQ that cannot take a record fails the pipeline");
+    assert!(err.to_string().contains("relay"), "{err}");
+    // Records before the poison one (offsets 0..4) may be committed; the poison record (offset 5)
+    // and everything after it must not be.
+    let c = committed(&b, &group, &input, 1)[0];
+    assert!(
+        c.is_none_or(|o| o <= 5),
+        "committed {c:?} past the record the DLQ lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_input_of_every_codec_is_read_and_written_back_compressed() {
+    // Snappy needs the memory engine (see `Broker::start_in_memory`); every reader here starts at
+    // offset 0 of a 200-record topic, which that engine serves correctly.
+    let broker = Broker::start_in_memory();
+    let b = broker.addr();
+    let codecs = ["gzip", "snappy", "lz4", "zstd"];
+    let mut yaml = String::from("pipelines:\n");
+    let mut topics = Vec::new();
+    for codec in codecs {
+        let (input, output) = (
+            unique(&format!("in-{codec}")),
+            unique(&format!("out-{codec}")),
+        );
+        create_topics(&b, &[&input, &output], 1).await;
+        produce(
+            &b,
+            &input,
+            &transactions(0, 200),
+            &[("compression.codec", codec)],
+        )
+        .await;
+
+        yaml.push_str(&format!(
+            r#"  relay-{codec}:
+    source:
+      type: kafka
+      bootstrap_servers: "{b}"
+      topics: [{input}]
+      group_id: {group}
+      start_from: earliest
+      options:
+        {FAST_GROUP}
+    sinks:
+      - {{ type: kafka, bootstrap_servers: "{b}", topic: {output}, compression: {codec} }}
+"#,
+            group = unique("g")
+        ));
+        topics.push((codec, output));
+    }
+    let (token, handle) = start(&yaml);
+    for (codec, output) in &topics {
+        let got = tokio::task::spawn_blocking({
+            let (b, output) = (b.clone(), output.clone());
+            move || {
+                consume_all(
+                    &b,
+                    &output,
+                    1,
+                    200,
+                    Duration::from_millis(500),
+                    Duration::from_secs(60),
+                )
+            }
+        })
+        .await
+        .unwrap();
+        let expected: Vec<String> = transactions(0, 200).into_iter().map(|m| m.value).collect();
+        let values: Vec<String> = got.into_iter().map(|g| g.value).collect();
+        assert_eq!(values, expected, "{codec}: records differ");
+    }
+    stop(token, handle).await;
 }

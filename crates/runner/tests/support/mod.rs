@@ -72,6 +72,20 @@ impl Broker {
 
     /// Starts a broker listening on `port` and advertising `advertised` (a TLS proxy in front).
     pub fn start_with(port: u16, advertised: &str) -> Broker {
+        Broker::spawn(port, advertised, "sqlite://tansu.db")
+    }
+
+    /// A broker with Tansu's memory engine. Tansu 0.6.0's SQLite engine cannot serve
+    /// snappy-compressed batches (its fetch fails with `UnexpectedType("Snappy")`, seen with
+    /// Python's confluent-kafka too), while the memory engine returns them as stored; but the
+    /// memory engine returns nothing when a fetch starts inside a batch, so it only suits tests
+    /// that read every partition from offset 0 without pausing or resuming.
+    pub fn start_in_memory() -> Broker {
+        let port = free_port();
+        Broker::spawn(port, &format!("127.0.0.1:{port}"), "memory://tansu/")
+    }
+
+    fn spawn(port: u16, advertised: &str, storage: &str) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
         let child = std::process::Command::new(tansu_binary())
@@ -82,7 +96,7 @@ impl Broker {
             .arg(format!("tcp://{advertised}"))
             .arg("--storage-engine")
             // Tansu resolves the SQLite path against its working directory.
-            .arg("sqlite://tansu.db")
+            .arg(storage)
             .current_dir(dir.path())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -199,10 +213,16 @@ pub async fn produce(bootstrap: &str, topic: &str, msgs: &[Msg], extra: &[(&str,
                     futures.push(f);
                     break;
                 }
-                Err((_, back)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
                     r = back;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
+                Err((e, _)) => panic!("test producer cannot enqueue: {e}"),
             }
         }
     }
