@@ -28,6 +28,36 @@ step "toolchain"
 cargo --version
 rustc --version
 
+step "system packages"
+# librdkafka is built from source (needs make, OpenSSL and zlib headers); stunnel4 puts TLS in
+# front of the test broker for the Kafka TLS and mutual-TLS tests.
+NEED=()
+for pkg in make pkg-config libssl-dev zlib1g-dev stunnel4; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || NEED+=("$pkg")
+done
+if [ ${#NEED[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${NEED[@]}"
+fi
+echo "present: make pkg-config libssl-dev zlib1g-dev stunnel4"
+
+step "Tansu, the Kafka-protocol broker the Kafka tests start (one per test)"
+WEIR_TANSU=$(scripts/install-tansu.sh)
+export WEIR_TANSU
+"$WEIR_TANSU" --version
+# Smoke check of scripts/dev-kafka.sh (the examples' broker), in a folder of its own so a
+# developer's running broker is left alone.
+SMOKE=$(mktemp -d)
+export WEIR_DEV_KAFKA_DIR=$SMOKE
+KAFKA_PORT=${WEIR_DEV_KAFKA_PORT:-19092} scripts/dev-kafka.sh
+PIDS+=("$(cat "$SMOKE/tansu.pid")")
+scripts/dev-kafka.sh stop
+PIDS=()
+unset WEIR_DEV_KAFKA_DIR
+rm -rf "$SMOKE"
+
 step "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

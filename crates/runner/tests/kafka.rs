@@ -403,3 +403,94 @@ async fn compressed_input_of_every_codec_is_read_and_written_back_compressed() {
     }
     stop(token, handle).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kafka_to_kafka_example_routes_keys_headers_and_dead_letters() {
+    let broker = Broker::start();
+    let b = broker.addr();
+    create_topics(&b, &["orders", "alerts", "orders-dlq"], 3).await;
+    let mut orders: Vec<Msg> = (0..30)
+        .map(|i| {
+            let status = if i % 2 == 0 { "paid" } else { "open" };
+            Msg::new(
+                format!("o{i}"),
+                json!({"id": i, "status": status, "amount": i * 10, "customer": {"id": format!("c-{}", i % 3)}})
+                    .to_string(),
+            )
+        })
+        .collect();
+    orders.push(Msg::new("bad", "not json at all"));
+    produce(&b, "orders", &orders, &[]).await;
+
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kafka-to-kafka.yaml");
+    let yaml = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("${KAFKA:-127.0.0.1:9092}", &b)
+        .replace(
+            "start_from: earliest",
+            &format!("start_from: earliest\n      options:\n        {FAST_GROUP}"),
+        );
+    let (token, handle) = start(&yaml);
+    // Paid orders over 100: even i with i * 10 > 100, i.e. 12, 14, ..., 28.
+    let expected: HashSet<u64> = (0..30u64).filter(|i| i % 2 == 0 && i * 10 > 100).collect();
+    let alerts = tokio::task::spawn_blocking({
+        let b = b.clone();
+        move || {
+            consume_all(
+                &b,
+                "alerts",
+                3,
+                expected.len(),
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let dead = tokio::task::spawn_blocking({
+        let b = b.clone();
+        move || {
+            consume_all(
+                &b,
+                "orders-dlq",
+                3,
+                1,
+                Duration::from_millis(500),
+                Duration::from_secs(60),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    stop(token, handle).await;
+
+    let ids: HashSet<u64> = alerts
+        .iter()
+        .map(|g| {
+            serde_json::from_str::<Json>(&g.value).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        (0..30u64).filter(|i| i % 2 == 0 && i * 10 > 100).collect()
+    );
+    for g in &alerts {
+        let v: Json = serde_json::from_str(&g.value).unwrap();
+        assert_eq!(
+            g.key.as_deref(),
+            v["customer"]["id"].as_str(),
+            "key from the template"
+        );
+        assert_eq!(
+            g.headers.get("x-weir-pipeline").map(String::as_str),
+            Some("order-alerts")
+        );
+    }
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value, "not json at all");
+    assert_eq!(dead[0].key.as_deref(), Some("bad"));
+}

@@ -307,3 +307,80 @@ async fn two_runners_in_one_group_split_the_partitions_and_deliver_everything_on
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_keeps_the_consumer_in_its_group() {
+    const N: usize = 100;
+    let broker = Broker::start();
+    let b = broker.addr();
+    let (input, output, group) = (unique("in"), unique("out"), unique("g"));
+    create_topics(&b, &[&input, &output], 1).await;
+    produce(&b, &input, &numbered(N), &[]).await;
+    // Every write of 10 records waits out a 4s linger, and the pipeline buffers hold one batch,
+    // so the pipeline stays full for 4s at a time, longer than the 3s max.poll.interval.ms. A
+    // source that waited on the full pipeline instead of pausing its partitions and polling on
+    // would be thrown out of its group (librdkafka's MAXPOLL) and its partitions reassigned.
+    let yaml = format!(
+        r#"pipelines:
+  slow:
+    settings: {{ buffer_batches: 1 }}
+    source:
+      type: kafka
+      bootstrap_servers: "{b}"
+      topics: [{input}]
+      group_id: {group}
+      start_from: earliest
+      batch_records: 10
+      options: {{ "session.timeout.ms": 3000, "heartbeat.interval.ms": 500, "max.poll.interval.ms": 3000 }}
+    sinks:
+      - type: kafka
+        bootstrap_servers: "{b}"
+        topic: {output}
+        linger: 4s
+        batch: {{ max_records: 10 }}
+        max_in_flight: 1
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("slow.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let log = dir.path().join("slow.log");
+    let runner = spawn_weir(&config, &log, "slow");
+    let got = tokio::task::spawn_blocking({
+        let (b, output) = (b.clone(), output.clone());
+        move || {
+            consume_all(
+                &b,
+                &output,
+                1,
+                N,
+                Duration::from_secs(1),
+                Duration::from_secs(120),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(terminate(runner).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let running = text.split("stopping:").next().unwrap_or_default();
+    assert_eq!(
+        running.matches("partitions assigned").count(),
+        1,
+        "the consumer was reassigned while the sink was slow:\n{text}"
+    );
+    for bad in [
+        "partitions revoked",
+        "MAXPOLL",
+        "SESSTMOUT",
+        "max.poll.interval",
+    ] {
+        assert!(
+            !running.contains(bad),
+            "`{bad}` while the sink was slow:\n{text}"
+        );
+    }
+    let seqs: HashSet<u64> = got.iter().map(seq).collect();
+    assert_eq!(seqs.len(), N);
+    assert_eq!(got.len(), N, "records were redelivered");
+}
