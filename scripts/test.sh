@@ -30,9 +30,9 @@ rustc --version
 
 step "system packages"
 # librdkafka is built from source (needs make, OpenSSL and zlib headers); stunnel4 puts TLS in
-# front of the test broker for the Kafka TLS and mutual-TLS tests.
+# front of the test broker for the Kafka TLS and mutual-TLS tests, whose certificates openssl makes.
 NEED=()
-for pkg in make pkg-config libssl-dev zlib1g-dev stunnel4; do
+for pkg in make pkg-config libssl-dev zlib1g-dev openssl stunnel4; do
     dpkg -s "$pkg" >/dev/null 2>&1 || NEED+=("$pkg")
 done
 if [ ${#NEED[@]} -gt 0 ]; then
@@ -41,7 +41,7 @@ if [ ${#NEED[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${NEED[@]}"
 fi
-echo "present: make pkg-config libssl-dev zlib1g-dev stunnel4"
+echo "present: make pkg-config libssl-dev zlib1g-dev openssl stunnel4"
 
 step "Tansu, the Kafka-protocol broker the Kafka tests start (one per test)"
 WEIR_TANSU=$(scripts/install-tansu.sh)

@@ -255,3 +255,30 @@ mod tests {
         assert_eq!(p.get("security.protocol"), Some("ssl"));
     }
 }
+
+/// The last few distinct problems a Kafka client reported (connection, TLS, authentication), so
+/// a failure can say why, not just that the brokers were unreachable.
+#[derive(Debug, Default)]
+pub struct RecentErrors(std::sync::Mutex<Vec<String>>);
+
+impl RecentErrors {
+    const KEEP: usize = 3;
+
+    /// Remembers a message (repeats are kept once; the oldest goes beyond three).
+    pub fn record(&self, message: String) {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if v.contains(&message) {
+            return;
+        }
+        if v.len() == Self::KEEP {
+            v.remove(0);
+        }
+        v.push(message);
+    }
+
+    /// The remembered messages joined with `; `, if any.
+    pub fn summary(&self) -> Option<String> {
+        let v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (!v.is_empty()).then(|| v.join("; "))
+    }
+}

@@ -272,11 +272,26 @@ pub fn consume_until(
     quiet: Duration,
     timeout: Duration,
 ) -> Vec<Got> {
-    let consumer: BaseConsumer = client_config(bootstrap)
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
+    consume_until_with(bootstrap, &[], topic, partitions, done, quiet, timeout)
+}
+
+/// [`consume_until`] with extra client properties (TLS).
+pub fn consume_until_with(
+    bootstrap: &str,
+    extra: &[(&str, &str)],
+    topic: &str,
+    partitions: i32,
+    done: impl Fn(&[Got]) -> bool,
+    quiet: Duration,
+    timeout: Duration,
+) -> Vec<Got> {
+    let mut cfg = client_config(bootstrap);
+    cfg.set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false");
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    let consumer: BaseConsumer = cfg.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)

@@ -16,7 +16,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use weir_core::kafka::{ClientProperties, client_properties};
+use weir_core::kafka::{ClientProperties, RecentErrors, client_properties};
 use weir_core::template::{Template, TemplateContext};
 use weir_core::{BuildContext, BuildError, PluginConfig, Record, RecordOutcome, Sink, SinkError};
 
@@ -51,7 +51,7 @@ impl PluginConfig for KafkaSinkConfig {
         let context = SinkClient {
             name: format!("{}/{}", cx.pipeline, cx.component),
             secrets: props.secrets.clone(),
-            last_error: Arc::new(Mutex::new(None)),
+            last_error: Arc::new(RecentErrors::default()),
         };
         let last_error = context.last_error.clone();
         // librdkafka checks every property name and value here; the producer (which connects)
@@ -127,7 +127,7 @@ fn to_client_config(props: &ClientProperties) -> ClientConfig {
 struct SinkClient {
     name: String,
     secrets: Vec<String>,
-    last_error: Arc<Mutex<Option<String>>>,
+    last_error: Arc<RecentErrors>,
 }
 
 impl SinkClient {
@@ -152,12 +152,16 @@ impl ClientContext for SinkClient {
             }
             _ => tracing::debug!(sink = %self.name, "librdkafka {fac}: {msg}"),
         }
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            // Connection problems (TLS, authentication) arrive as logs; keep the last for errors.
+            self.last_error.record(format!("{fac}: {msg}"));
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         let msg = self.redact(&format!("{error}: {reason}"));
         tracing::warn!(sink = %self.name, "kafka client error: {msg}");
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg);
+        self.last_error.record(msg);
     }
 }
 
@@ -174,7 +178,7 @@ pub struct KafkaSink {
     headers: Vec<(String, Template)>,
     pipeline: Arc<str>,
     bootstrap: String,
-    last_error: Arc<Mutex<Option<String>>>,
+    last_error: Arc<RecentErrors>,
 }
 
 /// Where and how one record is produced.
@@ -385,10 +389,7 @@ impl Sink for KafkaSink {
                 .client()
                 .fetch_metadata(topic.as_deref(), Duration::from_secs(10))
                 .map_err(|e| {
-                    let detail = last_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .clone();
+                    let detail = last_error.summary();
                     SinkError::retriable(format!(
                         "cannot reach the Kafka brokers at {bootstrap}: {e}{}",
                         detail.map(|d| format!("; last client error: {d}")).unwrap_or_default()

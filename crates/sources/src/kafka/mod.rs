@@ -22,7 +22,9 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use weir_core::kafka::{ClientProperties, RESERVED_CONSUMER_OPTIONS, client_properties};
+use weir_core::kafka::{
+    ClientProperties, RESERVED_CONSUMER_OPTIONS, RecentErrors, client_properties,
+};
 use weir_core::{
     AckReceiver, BuildContext, BuildError, Header, OffsetTracker, Origin, PluginConfig, Record,
     Source, SourceContext, SourceError,
@@ -226,7 +228,7 @@ struct SourceClient {
     handle: tokio::runtime::Handle,
     drain_timeout: Duration,
     name: String,
-    last_error: Mutex<Option<String>>,
+    last_error: RecentErrors,
     secrets: Vec<String>,
 }
 
@@ -304,12 +306,16 @@ impl ClientContext for SourceClient {
             }
             _ => tracing::debug!(source = %self.name, "librdkafka {fac}: {msg}"),
         }
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            // Connection problems (TLS, authentication) arrive as logs; keep the last for errors.
+            self.last_error.record(format!("{fac}: {msg}"));
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         let msg = self.redact(&format!("{error}: {reason}"));
         tracing::warn!(source = %self.name, "kafka client error: {msg}");
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg);
+        self.last_error.record(msg);
     }
 }
 
@@ -411,7 +417,7 @@ fn consume(
         handle: handle.clone(),
         drain_timeout: source.config.drain_timeout.0,
         name: name.clone(),
-        last_error: Mutex::new(None),
+        last_error: RecentErrors::default(),
         secrets: source.props.secrets.clone(),
     };
     let consumer: BaseConsumer<SourceClient> = to_client_config(&source.props)
@@ -420,13 +426,11 @@ fn consume(
 
     // Fail fast and clearly when the brokers cannot be reached (wrong address, TLS, credentials).
     if let Err(e) = consumer.fetch_metadata(None, source.config.connect_timeout.0) {
-        let detail = consumer
-            .context()
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_default();
+        // Serve queued client events so the error callback records the cause (TLS, auth...).
+        for _ in 0..5 {
+            let _ = consumer.poll(Duration::from_millis(20));
+        }
+        let detail = consumer.context().last_error.summary().unwrap_or_default();
         return Err(SourceError::Read(format!(
             "cannot reach the Kafka brokers at {} within {}: {e}{}{detail}",
             source.config.bootstrap_servers,

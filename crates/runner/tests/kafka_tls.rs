@@ -1,0 +1,315 @@
+//! The Kafka source and sink over TLS and mutual TLS. Tansu 0.6.0 cannot serve TLS itself, so
+//! Debian's `stunnel4` terminates TLS in front of it (and checks client certificates for mutual
+//! TLS); the broker advertises the stunnel address. Certificates are made here with `openssl`.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use support::*;
+use tokio_util::sync::CancellationToken;
+use weir_runner::Runtime;
+use weir_runner::runtime::builtin_registry;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed to make test certificates (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 signed by it, a client certificate signed by it,
+/// and an unrelated CA.
+fn certificates(dir: &Path) {
+    for ca in ["ca", "other-ca"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+                "-subj",
+                &format!("/CN=weir test {ca}"),
+            ],
+        );
+    }
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    for (name, ext) in [("server", true), ("client", false)] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN=weir test {name}"),
+            ],
+        );
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{name}.pem"),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        if ext {
+            args.extend(["-extfile".into(), "server.ext".into()]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        openssl(dir, &refs);
+    }
+}
+
+/// stunnel on `tls_port` forwarding to the broker on `broker_port`, killed on drop.
+struct Stunnel(Child);
+
+impl Drop for Stunnel {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn stunnel(dir: &Path, tls_port: u16, broker_port: u16, mutual: bool) -> Stunnel {
+    let d = dir.display();
+    let mut conf = format!(
+        "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{tls_port}\nconnect = 127.0.0.1:{broker_port}\ncert = {d}/server.pem\nkey = {d}/server.key\n"
+    );
+    if mutual {
+        conf.push_str(&format!("verifyChain = yes\nCAfile = {d}/ca.pem\n"));
+    }
+    let path = dir.join(format!("stunnel-{tls_port}.conf"));
+    std::fs::write(&path, conf).unwrap();
+    let bin = ["stunnel4", "stunnel"]
+        .into_iter()
+        .find(|b| Command::new("which").arg(b).output().is_ok_and(|o| o.status.success()))
+        .expect("stunnel4 is needed for the Kafka TLS tests (apt-get install stunnel4; scripts/test.sh does)");
+    let child = Command::new(bin)
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("stunnel-{tls_port}.log"))).unwrap())
+        .spawn()
+        .expect("cannot start stunnel");
+    let s = Stunnel(child);
+    wait_listening(&format!("127.0.0.1:{tls_port}"), Duration::from_secs(10));
+    s
+}
+
+/// A broker behind stunnel: (broker, stunnel, TLS address, certificate folder).
+fn tls_broker(mutual: bool) -> (Broker, Stunnel, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let (broker_port, tls_port) = (free_port(), free_port());
+    let addr = format!("127.0.0.1:{tls_port}");
+    let broker = Broker::start_with(broker_port, &addr);
+    let tunnel = stunnel(dir.path(), tls_port, broker_port, mutual);
+    (broker, tunnel, addr, dir)
+}
+
+fn p(dir: &Path, f: &str) -> String {
+    dir.join(f).display().to_string()
+}
+
+fn client_tls(dir: &Path, mutual: bool) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("security.protocol", "ssl".to_owned()),
+        ("ssl.ca.location", p(dir, "ca.pem")),
+    ];
+    if mutual {
+        v.push(("ssl.certificate.location", p(dir, "client.pem")));
+        v.push(("ssl.key.location", p(dir, "client.key")));
+    }
+    v
+}
+
+fn tls_yaml(dir: &Path, b: &str, input: &str, output: &str, tls: &str) -> String {
+    let _ = dir;
+    format!(
+        r#"pipelines:
+  secure:
+    source:
+      type: kafka
+      bootstrap_servers: "{b}"
+      topics: [{input}]
+      group_id: {group}
+      start_from: earliest
+      connect_timeout: 5s
+      tls: {tls}
+      options: {{ "session.timeout.ms": 6000, "heartbeat.interval.ms": 500 }}
+    sinks:
+      - type: kafka
+        bootstrap_servers: "{b}"
+        topic: {output}
+        tls: {tls}
+"#,
+        group = unique("g")
+    )
+}
+
+async fn relay_over_tls(mutual: bool) {
+    let (_broker, _tunnel, b, dir) = tls_broker(mutual);
+    let d = dir.path();
+    let extra_owned = client_tls(d, mutual);
+    let extra: Vec<(&str, &str)> = extra_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (input, output) = (unique("in"), unique("out"));
+    {
+        let mut cfg = client_config(&b);
+        for (k, v) in &extra {
+            cfg.set(*k, *v);
+        }
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            cfg.create().unwrap();
+        let topics = [
+            rdkafka::admin::NewTopic::new(&input, 1, rdkafka::admin::TopicReplication::Fixed(1)),
+            rdkafka::admin::NewTopic::new(&output, 1, rdkafka::admin::TopicReplication::Fixed(1)),
+        ];
+        for r in admin
+            .create_topics(&topics, &rdkafka::admin::AdminOptions::new())
+            .await
+            .unwrap()
+        {
+            r.unwrap();
+        }
+    }
+    let msgs: Vec<Msg> = (0..50)
+        .map(|i| Msg::new(format!("k{i}"), json!({"seq": i}).to_string()))
+        .collect();
+    produce(&b, &input, &msgs, &extra).await;
+
+    let tls = if mutual {
+        format!(
+            "{{ ca_file: \"{}\", cert_file: \"{}\", key_file: \"{}\" }}",
+            p(d, "ca.pem"),
+            p(d, "client.pem"),
+            p(d, "client.key")
+        )
+    } else {
+        format!("{{ ca_file: \"{}\" }}", p(d, "ca.pem"))
+    };
+    let registry = builtin_registry().unwrap();
+    let rt = Runtime::from_yaml_str(
+        "tls.yaml",
+        &tls_yaml(d, &b, &input, &output, &tls),
+        &registry,
+    )
+    .unwrap();
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let handle = tokio::spawn(async move { rt.run(t).await });
+    let got = tokio::task::spawn_blocking({
+        let (b, output, extra_owned) = (b.clone(), output.clone(), extra_owned.clone());
+        move || {
+            let extra: Vec<(&str, &str)> =
+                extra_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            consume_until_with(
+                &b,
+                &extra,
+                &output,
+                1,
+                |g| g.len() >= 50,
+                Duration::from_millis(500),
+                Duration::from_secs(60),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    token.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(60), handle)
+        .await
+        .unwrap()
+        .unwrap();
+    result.expect("pipeline over TLS failed");
+    let values: Vec<String> = got.into_iter().map(|g| g.value).collect();
+    assert_eq!(
+        values,
+        msgs.into_iter().map(|m| m.value).collect::<Vec<_>>()
+    );
+}
+
+/// Runs a pipeline whose source connects with `tls` and returns its failure message.
+async fn failure_with(b: &str, tls: &str, dir: &Path) -> String {
+    let registry = builtin_registry().unwrap();
+    let yaml = tls_yaml(dir, b, "nothing", "nothing", tls);
+    let rt = Runtime::from_yaml_str("tls.yaml", &yaml, &registry).unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(60), rt.run(CancellationToken::new()))
+        .await
+        .expect("a pipeline that cannot connect must fail, not hang");
+    format!("{:#}", r.expect_err("connecting must fail"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_source_and_sink_over_tls() {
+    relay_over_tls(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_source_and_sink_over_mutual_tls() {
+    relay_over_tls(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_refuses_a_client_without_a_certificate() {
+    let (_broker, _tunnel, b, dir) = tls_broker(true);
+    let msg = failure_with(
+        &b,
+        &format!("{{ ca_file: \"{}\" }}", p(dir.path(), "ca.pem")),
+        dir.path(),
+    )
+    .await;
+    assert!(msg.contains("cannot reach the Kafka brokers"), "{msg}");
+    assert!(msg.contains(&b), "the message names the address: {msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_certificate_from_another_ca_fails_with_a_clear_error() {
+    let (_broker, _tunnel, b, dir) = tls_broker(false);
+    let msg = failure_with(
+        &b,
+        &format!("{{ ca_file: \"{}\" }}", p(dir.path(), "other-ca.pem")),
+        dir.path(),
+    )
+    .await;
+    assert!(msg.contains("cannot reach the Kafka brokers"), "{msg}");
+    assert!(
+        msg.contains("certificate verify failed"),
+        "the TLS cause is named: {msg}"
+    );
+}
