@@ -97,6 +97,17 @@ impl SourceContext {
         Ok(Some(token))
     }
 
+    /// Waits up to `timeout` for room for one more batch; `Ok(true)` when there is room (and,
+    /// as long as this source is the only sender, the next [`SourceContext::send`] will not wait).
+    pub async fn wait_for_capacity(&self, timeout: Duration) -> Result<bool, Closed> {
+        let out = self.out.as_ref().ok_or(Closed)?;
+        match tokio::time::timeout(timeout, out.reserve()).await {
+            Err(_) => Ok(false),
+            Ok(Err(_)) => Err(Closed),
+            Ok(Ok(_permit)) => Ok(true),
+        }
+    }
+
     /// True when the next [`SourceContext::send`] would not wait.
     pub fn has_capacity(&self) -> bool {
         self.out.as_ref().is_some_and(|o| o.capacity() > 0)

@@ -294,8 +294,8 @@ fn schema_is_json_schema_with_every_plugin() {
         .iter()
         .map(|v| v["properties"]["type"]["const"].as_str().unwrap())
         .collect();
-    assert_eq!(types, vec!["file", "generator", "stdin"]);
-    assert!(schema["$defs"]["Sink"]["oneOf"].as_array().unwrap().len() >= 4);
+    assert_eq!(types, vec!["file", "generator", "kafka", "stdin"]);
+    assert!(schema["$defs"]["Sink"]["oneOf"].as_array().unwrap().len() >= 5);
 }
 
 #[test]

@@ -15,13 +15,19 @@ fn every_builtin_plugin_is_registered() {
             .map(|e| e.type_name)
             .collect::<Vec<_>>()
     };
-    // The list the core issue promises.
-    assert_eq!(names(PluginKind::Source), ["file", "generator", "stdin"]);
+    // The lists the core and Kafka issues promise.
+    assert_eq!(
+        names(PluginKind::Source),
+        ["file", "generator", "kafka", "stdin"]
+    );
     assert_eq!(
         names(PluginKind::Transform),
         ["fields", "filter", "insert", "jq", "template"]
     );
-    assert_eq!(names(PluginKind::Sink), ["file", "log", "null", "stdout"]);
+    assert_eq!(
+        names(PluginKind::Sink),
+        ["file", "kafka", "log", "null", "stdout"]
+    );
 }
 
 /// A second, different plugin that claims the name `null`.

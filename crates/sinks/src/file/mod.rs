@@ -82,7 +82,14 @@ impl Sink for FileSink {
         }
         let f = guard.as_mut().expect("opened above");
         let path = self.config.path.display();
-        if let Err(e) = f.write_all(&buf).await {
+        // tokio's `File` finishes a write on a background thread: `write_all` returning means
+        // the bytes were handed over, `flush` that the operating system has them. Acking before
+        // the flush lost records under load.
+        let written = match f.write_all(&buf).await {
+            Ok(()) => f.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             // Reopen on the next attempt; a partial line may remain, which readers skip as invalid.
             *guard = None;
             return Err(SinkError::retriable(format!("write to {path} failed: {e}")));

@@ -455,6 +455,13 @@ fn consume(
     tracing::info!(source = %name, group = %source.config.group_id, "subscribed to {subscription:?}");
 
     let batch_records = source.config.batch_records;
+    // Waiting for room must stay well inside max.poll.interval.ms (librdkafka's default 300s).
+    let max_poll = source
+        .props
+        .get("max.poll.interval.ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(300_000);
+    let pause_after = Duration::from_millis((max_poll / 4).min(1000));
     let mut pending = Pending::default();
     let mut topics: Vec<Arc<str>> = Vec::new();
     let mut result = Ok(());
@@ -464,7 +471,16 @@ fn consume(
 
         // 2. Hand over what was polled, or pause while the pipeline is full.
         if !pending.records.is_empty() {
-            if cx.has_capacity() {
+            // A full pipeline usually frees a slot within milliseconds: wait a little before
+            // pausing, since pausing drops librdkafka's prefetched messages and resuming costs a
+            // fetch round trip. Only a pipeline that stays full gets its partitions paused.
+            let paused = consumer.context().lock().paused;
+            let room = cx.has_capacity()
+                || (!paused
+                    && handle
+                        .block_on(cx.wait_for_capacity(pause_after))
+                        .unwrap_or(false));
+            if room {
                 let batch = std::mem::take(&mut pending);
                 if let Err(e) = send(&consumer, &cx, &handle, batch) {
                     result = Err(e);
