@@ -6,6 +6,8 @@
 //! own belong to the runner.
 
 pub mod config;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
