@@ -248,11 +248,86 @@ mod tests {
     }
 
     #[test]
+    fn diagnostics_redact_and_keep_the_last_distinct_problems() {
+        let d = ClientDiagnostics::new("p/c".into(), vec!["hunter2".into()]);
+        d.log(3, "FAIL", "ssl handshake failed for user:hunter2");
+        d.log(7, "FETCH", "debug noise");
+        d.error("all brokers down");
+        d.error("all brokers down");
+        let s = d.summary().unwrap();
+        assert_eq!(
+            s,
+            "FAIL: ssl handshake failed for user:***; all brokers down"
+        );
+        for i in 0..5 {
+            d.error(&format!("e{i}"));
+        }
+        assert_eq!(d.summary().unwrap(), "e2; e3; e4");
+    }
+
+    #[test]
     fn options_override_defaults() {
         let mut opts = BTreeMap::new();
         opts.insert("security.protocol".to_owned(), ClientOption("ssl".into()));
         let p = client_properties("b:9092", None, None, &opts).unwrap();
         assert_eq!(p.get("security.protocol"), Some("ssl"));
+    }
+}
+
+/// What a Kafka client tells its component: librdkafka's logs and errors go to `tracing` with
+/// secrets redacted, and the last few problems are kept so a failure can say why.
+#[derive(Debug)]
+pub struct ClientDiagnostics {
+    name: String,
+    secrets: Vec<String>,
+    recent: RecentErrors,
+}
+
+impl ClientDiagnostics {
+    /// For the component `name` (`pipeline/component`), redacting `secrets`.
+    pub fn new(name: String, secrets: Vec<String>) -> Self {
+        ClientDiagnostics {
+            name,
+            secrets,
+            recent: RecentErrors::default(),
+        }
+    }
+
+    /// The component name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Replaces secret values in a message with `***`.
+    pub fn redact(&self, message: &str) -> String {
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        crate::config::secret::redact(message, &secrets)
+    }
+
+    /// A librdkafka log line; `severity` is its syslog level (0 emergency … 7 debug). Warnings and
+    /// worse are remembered: connection problems (TLS, authentication) arrive this way.
+    pub fn log(&self, severity: i32, facility: &str, message: &str) {
+        let msg = self.redact(message);
+        match severity {
+            ..=3 => tracing::error!(component = %self.name, "librdkafka {facility}: {msg}"),
+            4 => tracing::warn!(component = %self.name, "librdkafka {facility}: {msg}"),
+            _ => tracing::debug!(component = %self.name, "librdkafka {facility}: {msg}"),
+        }
+        if severity <= 4 {
+            self.recent.record(format!("{facility}: {msg}"));
+        }
+    }
+
+    /// A client error event.
+    pub fn error(&self, message: &str) {
+        let msg = self.redact(message);
+        tracing::warn!(component = %self.name, "kafka client error: {msg}");
+        self.recent.record(msg);
+    }
+
+    /// The remembered problems joined with `; `, if any.
+    pub fn summary(&self) -> Option<String> {
+        self.recent.summary()
     }
 }
 

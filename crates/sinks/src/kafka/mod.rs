@@ -18,7 +18,7 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use weir_core::kafka::{ClientProperties, RecentErrors, client_properties};
+use weir_core::kafka::{ClientDiagnostics, ClientProperties, client_properties};
 use weir_core::template::{Template, TemplateContext};
 use weir_core::{BuildContext, BuildError, PluginConfig, Record, RecordOutcome, Sink, SinkError};
 
@@ -50,12 +50,10 @@ impl PluginConfig for KafkaSinkConfig {
             headers.push((name.clone(), compile(format!("headers.{name}"), value)?));
         }
         let props = self.properties(cx).map_err(|e| BuildError::at("", e))?;
-        let context = SinkClient {
-            name: format!("{}/{}", cx.pipeline, cx.component),
-            secrets: props.secrets.clone(),
-            last_error: Arc::new(RecentErrors::default()),
-        };
-        let last_error = context.last_error.clone();
+        let diagnostics = Arc::new(ClientDiagnostics::new(
+            format!("{}/{}", cx.pipeline, cx.component),
+            props.secrets.clone(),
+        ));
         // librdkafka checks every property name and value here; the producer (which connects)
         // is created on first use, so `weir validate` stays offline.
         let client_config = to_client_config(&props);
@@ -66,8 +64,7 @@ impl PluginConfig for KafkaSinkConfig {
         Ok(Box::new(KafkaSink {
             producer: OnceLock::new(),
             client_config,
-            context: Mutex::new(Some(context)),
-            secrets: props.secrets.clone(),
+            context: Mutex::new(Some(SinkClient(diagnostics.clone()))),
             topic,
             static_topic,
             key,
@@ -75,7 +72,7 @@ impl PluginConfig for KafkaSinkConfig {
             headers,
             pipeline: cx.pipeline.clone(),
             bootstrap: self.bootstrap_servers,
-            last_error,
+            diagnostics,
         }))
     }
 }
@@ -126,44 +123,15 @@ fn to_client_config(props: &ClientProperties) -> ClientConfig {
 }
 
 /// Client callbacks: librdkafka logs into `tracing`, secrets redacted.
-struct SinkClient {
-    name: String,
-    secrets: Vec<String>,
-    last_error: Arc<RecentErrors>,
-}
-
-impl SinkClient {
-    fn redact(&self, s: &str) -> String {
-        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
-        weir_core::config::secret::redact(s, &secrets)
-    }
-}
+struct SinkClient(Arc<ClientDiagnostics>);
 
 impl ClientContext for SinkClient {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        let msg = self.redact(log_message);
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
-                tracing::error!(sink = %self.name, "librdkafka {fac}: {msg}")
-            }
-            RDKafkaLogLevel::Warning => {
-                tracing::warn!(sink = %self.name, "librdkafka {fac}: {msg}")
-            }
-            _ => tracing::debug!(sink = %self.name, "librdkafka {fac}: {msg}"),
-        }
-        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
-            // Connection problems (TLS, authentication) arrive as logs; keep the last for errors.
-            self.last_error.record(format!("{fac}: {msg}"));
-        }
+        self.0.log(level as i32, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        let msg = self.redact(&format!("{error}: {reason}"));
-        tracing::warn!(sink = %self.name, "kafka client error: {msg}");
-        self.last_error.record(msg);
+        self.0.error(&format!("{error}: {reason}"));
     }
 }
 
@@ -172,7 +140,6 @@ pub struct KafkaSink {
     producer: OnceLock<FutureProducer<SinkClient>>,
     client_config: ClientConfig,
     context: Mutex<Option<SinkClient>>,
-    secrets: Vec<String>,
     topic: Template,
     static_topic: Option<String>,
     key: Option<Template>,
@@ -180,7 +147,7 @@ pub struct KafkaSink {
     headers: Vec<(String, Template)>,
     pipeline: Arc<str>,
     bootstrap: String,
-    last_error: Arc<RecentErrors>,
+    diagnostics: Arc<ClientDiagnostics>,
 }
 
 /// Where and how one record is produced.
@@ -240,10 +207,9 @@ impl KafkaSink {
             .client_config
             .create_with_context(context)
             .map_err(|e| {
-                let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
                 SinkError::Fatal(format!(
                     "cannot start the Kafka producer: {}",
-                    weir_core::config::secret::redact(&e.to_string(), &secrets)
+                    self.diagnostics.redact(&e.to_string())
                 ))
             })?;
         Ok(self.producer.get_or_init(|| producer))
@@ -385,13 +351,13 @@ impl Sink for KafkaSink {
         let producer = self.producer()?.clone();
         let bootstrap = self.bootstrap.clone();
         let topic = self.static_topic.clone();
-        let last_error = self.last_error.clone();
+        let diagnostics = self.diagnostics.clone();
         tokio::task::spawn_blocking(move || {
             producer
                 .client()
                 .fetch_metadata(topic.as_deref(), Duration::from_secs(10))
                 .map_err(|e| {
-                    let detail = last_error.summary();
+                    let detail = diagnostics.summary();
                     SinkError::retriable(format!(
                         "cannot reach the Kafka brokers at {bootstrap}: {e}{}",
                         detail.map(|d| format!("; last client error: {d}")).unwrap_or_default()

@@ -23,7 +23,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use weir_core::kafka::{
-    ClientProperties, RESERVED_CONSUMER_OPTIONS, RecentErrors, client_properties,
+    ClientDiagnostics, ClientProperties, RESERVED_CONSUMER_OPTIONS, client_properties,
 };
 use weir_core::{
     AckReceiver, BuildContext, BuildError, Header, OffsetTracker, Origin, PluginConfig, Record,
@@ -228,18 +228,12 @@ struct SourceClient {
     handle: tokio::runtime::Handle,
     drain_timeout: Duration,
     name: String,
-    last_error: RecentErrors,
-    secrets: Vec<String>,
+    diagnostics: ClientDiagnostics,
 }
 
 impl SourceClient {
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn redact(&self, s: &str) -> String {
-        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
-        weir_core::config::secret::redact(s, &secrets)
     }
 
     /// Waits (up to the drain timeout) for the records in flight of `scope` to finish, then
@@ -293,29 +287,11 @@ impl SourceClient {
 
 impl ClientContext for SourceClient {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        let msg = self.redact(log_message);
-        match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
-                tracing::error!(source = %self.name, "librdkafka {fac}: {msg}")
-            }
-            RDKafkaLogLevel::Warning => {
-                tracing::warn!(source = %self.name, "librdkafka {fac}: {msg}")
-            }
-            _ => tracing::debug!(source = %self.name, "librdkafka {fac}: {msg}"),
-        }
-        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
-            // Connection problems (TLS, authentication) arrive as logs; keep the last for errors.
-            self.last_error.record(format!("{fac}: {msg}"));
-        }
+        self.diagnostics.log(level as i32, fac, log_message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        let msg = self.redact(&format!("{error}: {reason}"));
-        tracing::warn!(source = %self.name, "kafka client error: {msg}");
-        self.last_error.record(msg);
+        self.diagnostics.error(&format!("{error}: {reason}"));
     }
 }
 
@@ -417,8 +393,7 @@ fn consume(
         handle: handle.clone(),
         drain_timeout: source.config.drain_timeout.0,
         name: name.clone(),
-        last_error: RecentErrors::default(),
-        secrets: source.props.secrets.clone(),
+        diagnostics: ClientDiagnostics::new(name.clone(), source.props.secrets.clone()),
     };
     let consumer: BaseConsumer<SourceClient> = to_client_config(&source.props)
         .create_with_context(client)
@@ -430,7 +405,7 @@ fn consume(
         for _ in 0..5 {
             let _ = consumer.poll(Duration::from_millis(20));
         }
-        let detail = consumer.context().last_error.summary().unwrap_or_default();
+        let detail = consumer.context().diagnostics.summary().unwrap_or_default();
         return Err(SourceError::Read(format!(
             "cannot reach the Kafka brokers at {} within {}: {e}{}{detail}",
             source.config.bootstrap_servers,
