@@ -160,6 +160,17 @@ impl ClientProperties {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+    /// Applies the raw librdkafka `options:` over everything set so far; values of keys that
+    /// name a password or secret are redacted from messages.
+    pub fn apply_options(&mut self, options: &BTreeMap<String, ClientOption>) {
+        for (k, v) in options {
+            if k.contains("password") || k.contains("secret") {
+                self.secrets.push(v.0.clone());
+            }
+            self.set(k, v.0.clone());
+        }
+    }
+
     /// Replaces secret values in a message with `***`.
     pub fn redact(&self, message: &str) -> String {
         let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
@@ -167,16 +178,18 @@ impl ClientProperties {
     }
 }
 
-/// Builds the properties for `bootstrap_servers`, `tls`, `sasl` and the raw `options` (applied
-/// last, so they override Weir's defaults but not the `reserved` ones).
+/// Builds the connection properties for `bootstrap_servers`, `tls` and `sasl`, with `client.id`.
+/// Connectors then set their own defaults and apply the raw `options:` last
+/// ([`ClientProperties::apply_options`]).
 pub fn client_properties(
     bootstrap_servers: &str,
     tls: Option<&KafkaTls>,
     sasl: Option<&KafkaSasl>,
-    options: &BTreeMap<String, ClientOption>,
+    client_id: &str,
 ) -> Result<ClientProperties, SecretError> {
     let mut p = ClientProperties::default();
     p.set("bootstrap.servers", bootstrap_servers);
+    p.set("client.id", client_id);
     let protocol = match (tls.is_some(), sasl.is_some()) {
         (false, false) => "plaintext",
         (true, false) => "ssl",
@@ -211,12 +224,6 @@ pub fn client_properties(
         p.secrets.push(pw.clone());
         p.set("sasl.password", pw);
     }
-    for (k, v) in options {
-        if k.contains("password") || k.contains("secret") {
-            p.secrets.push(v.0.clone());
-        }
-        p.set(k, v.0.clone());
-    }
     Ok(p)
 }
 
@@ -226,8 +233,7 @@ mod tests {
 
     #[test]
     fn protocol_follows_tls_and_sasl() {
-        let none = BTreeMap::new();
-        let p = client_properties("b:9092", None, None, &none).unwrap();
+        let p = client_properties("b:9092", None, None, "weir").unwrap();
         assert_eq!(p.get("security.protocol"), Some("plaintext"));
         let tls = KafkaTls {
             ca_file: Some("ca.pem".into()),
@@ -239,7 +245,7 @@ mod tests {
             username: "u".into(),
             password: Secret::new("pa55word"),
         };
-        let p = client_properties("b:9092", Some(&tls), Some(&sasl), &none).unwrap();
+        let p = client_properties("b:9092", Some(&tls), Some(&sasl), "weir").unwrap();
         assert_eq!(p.get("security.protocol"), Some("sasl_ssl"));
         assert_eq!(p.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
         assert_eq!(p.get("ssl.ca.location"), Some("ca.pem"));
@@ -269,8 +275,11 @@ mod tests {
     fn options_override_defaults() {
         let mut opts = BTreeMap::new();
         opts.insert("security.protocol".to_owned(), ClientOption("ssl".into()));
-        let p = client_properties("b:9092", None, None, &opts).unwrap();
+        opts.insert("sasl.password".to_owned(), ClientOption("pa55word".into()));
+        let mut p = client_properties("b:9092", None, None, "weir").unwrap();
+        p.apply_options(&opts);
         assert_eq!(p.get("security.protocol"), Some("ssl"));
+        assert_eq!(p.redact("pa55word"), "***");
     }
 }
 

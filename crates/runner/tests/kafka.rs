@@ -121,21 +121,15 @@ async fn kafka_filter_kafka_delivers_exactly_the_matching_records_in_order() {
         &kafka_sink(&b, &output),
     ));
     let expected: HashSet<u64> = (0..3000u64).filter(|i| i % 4 == 0).collect();
-    let got = tokio::task::spawn_blocking({
-        let (b, output) = (b.clone(), output.clone());
-        move || {
-            consume_all(
-                &b,
-                &output,
-                3,
-                750,
-                Duration::from_secs(2),
-                Duration::from_secs(90),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let got = read_topic(
+        &b,
+        &output,
+        3,
+        750,
+        Duration::from_secs(2),
+        Duration::from_secs(90),
+    )
+    .await;
     stop(token, handle).await;
 
     let seqs: Vec<u64> = got.iter().map(seq).collect();
@@ -166,41 +160,29 @@ async fn a_clean_restart_resumes_where_it_stopped_without_duplicates() {
     let yaml = pipeline(&b, &input, &group, "[]", &kafka_sink(&b, &output));
 
     let (token, handle) = start(&yaml);
-    let first = tokio::task::spawn_blocking({
-        let (b, output) = (b.clone(), output.clone());
-        move || {
-            consume_all(
-                &b,
-                &output,
-                2,
-                500,
-                Duration::from_millis(500),
-                Duration::from_secs(90),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let first = read_topic(
+        &b,
+        &output,
+        2,
+        500,
+        Duration::from_millis(500),
+        Duration::from_secs(90),
+    )
+    .await;
     assert_eq!(first.len(), 500);
     stop(token, handle).await;
 
     produce(&b, &input, &transactions(500, 500), &[]).await;
     let (token, handle) = start(&yaml);
-    let all = tokio::task::spawn_blocking({
-        let (b, output) = (b.clone(), output.clone());
-        move || {
-            consume_all(
-                &b,
-                &output,
-                2,
-                1000,
-                Duration::from_secs(3),
-                Duration::from_secs(90),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let all = read_topic(
+        &b,
+        &output,
+        2,
+        1000,
+        Duration::from_secs(3),
+        Duration::from_secs(90),
+    )
+    .await;
     stop(token, handle).await;
 
     let seqs: Vec<u64> = all.iter().map(seq).collect();
@@ -235,36 +217,24 @@ async fn a_poison_record_goes_to_the_kafka_dlq_with_error_headers_and_the_rest_f
         "    dlq: {{ type: kafka, bootstrap_servers: \"{b}\", topic: {dlq} }}\n"
     ));
     let (token, handle) = start(&yaml);
-    let dead = tokio::task::spawn_blocking({
-        let (b, dlq) = (b.clone(), dlq.clone());
-        move || {
-            consume_all(
-                &b,
-                &dlq,
-                1,
-                1,
-                Duration::from_secs(1),
-                Duration::from_secs(60),
-            )
-        }
-    })
-    .await
-    .unwrap();
-    let good = tokio::task::spawn_blocking({
-        let (b, output) = (b.clone(), output.clone());
-        move || {
-            consume_all(
-                &b,
-                &output,
-                1,
-                10,
-                Duration::from_secs(1),
-                Duration::from_secs(60),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let dead = read_topic(
+        &b,
+        &dlq,
+        1,
+        1,
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    )
+    .await;
+    let good = read_topic(
+        &b,
+        &output,
+        1,
+        10,
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    )
+    .await;
     stop(token, handle).await;
 
     assert_eq!(dead.len(), 1, "exactly the poison record is dead-lettered");
@@ -382,21 +352,15 @@ async fn compressed_input_of_every_codec_is_read_and_written_back_compressed() {
     }
     let (token, handle) = start(&yaml);
     for (codec, output) in &topics {
-        let got = tokio::task::spawn_blocking({
-            let (b, output) = (b.clone(), output.clone());
-            move || {
-                consume_all(
-                    &b,
-                    &output,
-                    1,
-                    200,
-                    Duration::from_millis(500),
-                    Duration::from_secs(60),
-                )
-            }
-        })
-        .await
-        .unwrap();
+        let got = read_topic(
+            &b,
+            output,
+            1,
+            200,
+            Duration::from_millis(500),
+            Duration::from_secs(60),
+        )
+        .await;
         let expected: Vec<String> = transactions(0, 200).into_iter().map(|m| m.value).collect();
         let values: Vec<String> = got.into_iter().map(|g| g.value).collect();
         assert_eq!(values, expected, "{codec}: records differ");
@@ -434,36 +398,24 @@ async fn the_kafka_to_kafka_example_routes_keys_headers_and_dead_letters() {
     let (token, handle) = start(&yaml);
     // Paid orders over 100: even i with i * 10 > 100, i.e. 12, 14, ..., 28.
     let expected: HashSet<u64> = (0..30u64).filter(|i| i % 2 == 0 && i * 10 > 100).collect();
-    let alerts = tokio::task::spawn_blocking({
-        let b = b.clone();
-        move || {
-            consume_all(
-                &b,
-                "alerts",
-                3,
-                expected.len(),
-                Duration::from_secs(1),
-                Duration::from_secs(60),
-            )
-        }
-    })
-    .await
-    .unwrap();
-    let dead = tokio::task::spawn_blocking({
-        let b = b.clone();
-        move || {
-            consume_all(
-                &b,
-                "orders-dlq",
-                3,
-                1,
-                Duration::from_millis(500),
-                Duration::from_secs(60),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let alerts = read_topic(
+        &b,
+        "alerts",
+        3,
+        expected.len(),
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    )
+    .await;
+    let dead = read_topic(
+        &b,
+        "orders-dlq",
+        3,
+        1,
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+    )
+    .await;
     stop(token, handle).await;
 
     let ids: HashSet<u64> = alerts

@@ -263,21 +263,15 @@ async fn two_runners_in_one_group_split_the_partitions_and_deliver_everything_on
     std::thread::sleep(Duration::from_secs(2));
     produce(&b, &input, &numbered(N), &[]).await;
 
-    let got = tokio::task::spawn_blocking({
-        let (b, output) = (b.clone(), output.clone());
-        move || {
-            consume_all(
-                &b,
-                &output,
-                6,
-                N,
-                Duration::from_secs(3),
-                Duration::from_secs(120),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let got = read_topic(
+        &b,
+        &output,
+        6,
+        N,
+        Duration::from_secs(3),
+        Duration::from_secs(120),
+    )
+    .await;
     assert!(terminate(a).success());
     assert!(terminate(b_runner).success());
 
@@ -346,21 +340,15 @@ async fn a_slow_sink_keeps_the_consumer_in_its_group() {
     std::fs::write(&config, yaml).unwrap();
     let log = dir.path().join("slow.log");
     let runner = spawn_weir(&config, &log, "slow");
-    let got = tokio::task::spawn_blocking({
-        let (b, output) = (b.clone(), output.clone());
-        move || {
-            consume_all(
-                &b,
-                &output,
-                1,
-                N,
-                Duration::from_secs(1),
-                Duration::from_secs(120),
-            )
-        }
-    })
-    .await
-    .unwrap();
+    let got = read_topic(
+        &b,
+        &output,
+        1,
+        N,
+        Duration::from_secs(1),
+        Duration::from_secs(120),
+    )
+    .await;
     assert!(terminate(runner).success());
     let text = std::fs::read_to_string(&log).unwrap();
     let running = text.split("stopping:").next().unwrap_or_default();

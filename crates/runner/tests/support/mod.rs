@@ -263,6 +263,21 @@ pub fn consume_all(
     )
 }
 
+/// [`consume_all`] on a blocking thread, for async tests.
+pub async fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    want: usize,
+    quiet: Duration,
+    timeout: Duration,
+) -> Vec<Got> {
+    let (b, t) = (bootstrap.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || consume_all(&b, &t, partitions, want, quiet, timeout))
+        .await
+        .expect("reader thread panicked")
+}
+
 /// Like [`consume_all`] but stops once `done` holds for what arrived (and `quiet` passed).
 pub fn consume_until(
     bootstrap: &str,

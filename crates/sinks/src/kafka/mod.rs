@@ -85,13 +85,9 @@ impl KafkaSinkConfig {
             &self.bootstrap_servers,
             self.tls.as_ref(),
             self.sasl.as_ref(),
-            &Default::default(),
+            &format!("weir-{}-{}", cx.pipeline, cx.component),
         )
         .map_err(|e| e.to_string())?;
-        p.set(
-            "client.id",
-            format!("weir-{}-{}", cx.pipeline, cx.component),
-        );
         p.set("enable.idempotence", "true");
         p.set("acks", "all");
         // The Java client's partitioner, so keys land where Kafka Connect and Streams put them.
@@ -103,12 +99,7 @@ impl KafkaSinkConfig {
             "message.timeout.ms",
             self.message_timeout.0.as_millis().max(1).to_string(),
         );
-        for (k, v) in &self.options {
-            if k.contains("password") || k.contains("secret") {
-                p.secrets.push(v.0.clone());
-            }
-            p.set(k, v.0.clone());
-        }
+        p.apply_options(&self.options);
         Ok(p)
     }
 }

@@ -101,13 +101,9 @@ impl KafkaSourceConfig {
             &self.bootstrap_servers,
             self.tls.as_ref(),
             self.sasl.as_ref(),
-            &Default::default(),
+            &format!("weir-{}-{}", cx.pipeline, cx.component),
         )
         .map_err(|e| e.to_string())?;
-        p.set(
-            "client.id",
-            format!("weir-{}-{}", cx.pipeline, cx.component),
-        );
         p.set("partition.assignment.strategy", "cooperative-sticky");
         p.set("enable.auto.commit", "true");
         p.set(
@@ -121,12 +117,7 @@ impl KafkaSourceConfig {
                 StartFrom::Earliest => "earliest",
             },
         );
-        for (k, v) in &self.options {
-            if k.contains("password") || k.contains("secret") {
-                p.secrets.push(v.0.clone());
-            }
-            p.set(k, v.0.clone());
-        }
+        p.apply_options(&self.options);
         p.set("group.id", self.group_id.clone());
         p.set("enable.auto.offset.store", "false");
         p.set("enable.partition.eof", "false");
