@@ -4,7 +4,7 @@
 # record), CPU seconds per million records (user+sys of the process) and peak RSS, and the ratios.
 #
 #   scripts/bench-kafka.sh                      # 1,000,000 records of 300 bytes
-#   BENCH_RECORDS=200000 scripts/bench-kafka.sh
+#   BENCH_RECORDS=200000 BENCH_ROUNDS=5 scripts/bench-kafka.sh   # rounds: relay and Weir alternate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_RECORDS:-1000000}
@@ -19,12 +19,13 @@ TOOL=target/release/kafka-relay-baseline
 WEIR=target/release/weir
 
 WORK=$(mktemp -d)
-(cd "$WORK" && exec "$TANSU" broker --listener-url "tcp://$B" --advertised-listener-url "tcp://$B" \
+(cd "$WORK" && RUST_LOG=warn exec "$TANSU" broker --listener-url "tcp://$B" --advertised-listener-url "tcp://$B" \
     --storage-engine sqlite://tansu.db >"$WORK/tansu.log" 2>&1) &
 BROKER=$!
 trap 'kill $BROKER 2>/dev/null || true; wait $BROKER 2>/dev/null || true; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$WORK"; echo "work dir: $WORK"' EXIT
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
-for t in input out-relay out-weir; do
+ROUNDS=${BENCH_ROUNDS:-3}
+for t in input $(for r in $(seq 1 "$ROUNDS"); do echo "out-relay-$r out-weir-$r"; done); do
     "$TANSU" topic create --broker "tcp://$B" --partitions "$PARTS" "$t" >/dev/null
 done
 
@@ -41,6 +42,14 @@ run() {
     local pid=$!
     "$TOOL" wait "$B" "$out" "$PARTS" "$N" 900
     end=$(date +%s.%N)
+    # CPU seconds per thread name (librdkafka's threads are rdk:main, rdk:broker<id>, ...).
+    local child
+    child=$(pgrep -P "$pid" | head -n 1 || true)
+    for t in /proc/"$child"/task/*; do
+        awk -v comm="$(cat "$t/comm" 2>/dev/null)" '{ printf "%s %.2f\n", comm, ($14 + $15) / 100 }' \
+            "$t/stat" 2>/dev/null || true
+    done | awk '{ cpu[$1] += $2 } END { for (c in cpu) printf "%s %.1f\n", c, cpu[c] }' |
+        sort -k2 -nr | head -n 4 | sed "s/^/  $name thread CPU s: /" >&2 || true
     # SIGTERM the measured process (the child of time), then wait for time to report.
     pkill -TERM -P "$pid" 2>/dev/null || true
     wait "$pid" || true
@@ -49,14 +58,16 @@ run() {
         'BEGIN { printf "%s %.0f %.2f %.1f\n", name, n / (e - s), (u + y) * 1e6 / n, r / 1024 }'
 }
 
-cat >"$WORK/weir.yaml" <<YAML
+# weir_config ROUND: the pipeline, a fresh group and output topic per round.
+weir_config() {
+    cat <<YAML
 pipelines:
   bench:
     source:
       type: kafka
       bootstrap_servers: "$B"
       topics: [input]
-      group_id: bench-weir
+      group_id: bench-weir-$1
       start_from: earliest
       options: { "session.timeout.ms": 6000 }
     transforms:
@@ -65,19 +76,31 @@ pipelines:
     sinks:
       - type: kafka
         bootstrap_servers: "$B"
-        topic: out-weir
+        topic: out-weir-$1
         batch: { max_records: ${WEIR_SINK_BATCH:-500} }
-        max_in_flight: ${WEIR_SINK_IN_FLIGHT:-1}
 YAML
+    # The sink's own default (kafka: 4, order kept) unless WEIR_SINK_IN_FLIGHT says otherwise.
+    [ -z "${WEIR_SINK_IN_FLIGHT:-}" ] || echo "        max_in_flight: $WEIR_SINK_IN_FLIGHT"
+}
 
-RELAY=$(run relay out-relay "$TOOL" relay "$B" input out-relay bench-relay "$N")
-WEIRR=$(run weir out-weir "$WEIR" run "$WORK/weir.yaml")
-printf '%-6s %12s %16s %14s\n' "" "records/s" "cpu s/M records" "peak RSS MiB"
-for line in "$RELAY" "$WEIRR"; do
-    read -r name rate cpu rss <<<"$line"
-    printf '%-6s %12s %16s %14s\n' "$name" "$rate" "$cpu" "$rss"
+# Tansu's throughput drifts between runs (seen here: the same binary 0.76 to 1.18 of the relay),
+# so the relay and Weir alternate for ROUNDS rounds on the same backlog and medians are compared.
+printf '%-6s %5s %12s %16s %14s\n' "" round "records/s" "cpu s/M records" "peak RSS MiB"
+: >"$WORK/results"
+for r in $(seq 1 "$ROUNDS"); do
+    weir_config "$r" >"$WORK/weir-$r.yaml"
+    run relay out-relay-$r "$TOOL" relay "$B" input out-relay-$r bench-relay-$r "$N" >>"$WORK/results"
+    run weir out-weir-$r "$WEIR" run --log "${BENCH_WEIR_LOG:-info}" "$WORK/weir-$r.yaml" >>"$WORK/results"
+    tail -n 2 "$WORK/results" | while read -r name rate cpu rss; do
+        printf '%-6s %5s %12s %16s %14s\n' "$name" "$r" "$rate" "$cpu" "$rss"
+    done
 done
-read -r _ r_rate r_cpu _ <<<"$RELAY"
-read -r _ w_rate w_cpu _ <<<"$WEIRR"
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -v n="$1" -v c="$2" '$1 == n { print $c }' "$WORK/results" | median; }
+r_rate=$(col relay 2); w_rate=$(col weir 2); r_cpu=$(col relay 3); w_cpu=$(col weir 3)
+r_rss=$(awk '$1 == "relay" { print $4 }' "$WORK/results" | sort -n | tail -n 1)
+w_rss=$(awk '$1 == "weir" { print $4 }' "$WORK/results" | sort -n | tail -n 1)
+printf 'median  relay %s rec/s %s cpu s/M | weir %s rec/s %s cpu s/M | peak RSS relay %s MiB, weir %s MiB\n' \
+    "$r_rate" "$r_cpu" "$w_rate" "$w_cpu" "$r_rss" "$w_rss"
 awk -v a="$w_rate" -v b="$r_rate" -v c="$w_cpu" -v d="$r_cpu" \
-    'BEGIN { printf "weir/relay: throughput %.2f, cpu per record %.2f\n", a / b, c / d }'
+    'BEGIN { printf "weir/relay (medians): throughput %.2f, cpu per record %.2f\n", a / b, c / d }'

@@ -31,7 +31,7 @@ fi
 
 TANSU=$(scripts/install-tansu.sh)
 # Tansu resolves the SQLite path against its working directory.
-(cd "$DIR" && exec "$TANSU" broker \
+(cd "$DIR" && RUST_LOG=${TANSU_LOG:-warn} exec "$TANSU" broker \
     --listener-url "tcp://127.0.0.1:$PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$PORT" \
     --storage-engine sqlite://tansu.db >"$DIR/tansu.log" 2>&1) &

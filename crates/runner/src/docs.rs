@@ -169,8 +169,8 @@ pub fn reference_markdown(registry: &Registry) -> String {
         retry.max_backoff
     ));
     s.push_str(&format!(
-        "| `max_in_flight` | sinks, dlq | concurrent writes ({}: keeps order) |\n",
-        stage.max_in_flight
+        "| `max_in_flight` | sinks, dlq | concurrent writes; default: the sink's own, {} (keeps order) unless its page says otherwise (`kafka`: 4, order kept) |\n",
+        stage.max_in_flight.unwrap_or(1)
     ));
     s.push_str("| `on_error` | transforms, sinks | `dlq` \\| `drop` \\| `stop` (\\| `keep` for transforms); default `dlq` with a pipeline `dlq`, else `stop` |\n\n");
     for kind in [PluginKind::Source, PluginKind::Transform, PluginKind::Sink] {

@@ -1,10 +1,18 @@
 //! Drives one sink: its own transforms, batching by count, bytes and time, concurrent writes up to
 //! `max_in_flight`, retries with backoff, and the error policy for what still fails.
+//!
+//! Writes are polled here, in the driver's task, not spawned: a new write is polled once before
+//! the next is created, so writes start in batch order (the promise [`Sink`] documents).
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::{FutureExt, poll};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use weir_core::config::{OnError, StageOptions};
 use weir_core::{Batch, Record, RecordOutcome, Sink, SinkError};
@@ -172,15 +180,20 @@ pub async fn run_sink(
     is_dlq: bool,
 ) {
     let opts = stage.options;
+    let max_in_flight = opts
+        .max_in_flight
+        .unwrap_or_else(|| stage.sink.default_max_in_flight())
+        .max(1);
     let max_wait = std::time::Duration::from(opts.batch.max_wait);
     let mut pending: Vec<Record> = Vec::new();
     let mut pending_bytes = 0usize;
     let mut first_at: Option<Instant> = None;
-    let mut inflight: JoinSet<WriteResult> = JoinSet::new();
+    type Write = Pin<Box<dyn Future<Output = std::thread::Result<WriteResult>> + Send>>;
+    let mut inflight: FuturesUnordered<Write> = FuturesUnordered::new();
     let mut closed = false;
     loop {
         let due = first_at.is_some_and(|t| t + max_wait <= Instant::now());
-        while inflight.len() < opts.max_in_flight
+        while inflight.len() < max_in_flight
             && !pending.is_empty()
             && (closed
                 || due
@@ -190,13 +203,21 @@ pub async fn run_sink(
             let (batch, bytes) = cut(&mut pending, &opts);
             pending_bytes -= bytes;
             first_at = (!pending.is_empty()).then(Instant::now);
-            inflight.spawn(write_with_retry(
-                stage.sink.clone(),
-                stage.name.clone(),
-                opts,
-                stage.metrics.clone(),
-                batch,
-            ));
+            let mut write: Write = Box::pin(
+                AssertUnwindSafe(write_with_retry(
+                    stage.sink.clone(),
+                    stage.name.clone(),
+                    opts,
+                    stage.metrics.clone(),
+                    batch,
+                ))
+                .catch_unwind(),
+            );
+            // The first poll, now, in batch order; the rest as the set is polled below.
+            if let Poll::Ready(done) = poll!(write.as_mut()) {
+                write = Box::pin(std::future::ready(done));
+            }
+            inflight.push(write);
         }
         if closed && pending.is_empty() && inflight.is_empty() {
             break;
@@ -204,7 +225,7 @@ pub async fn run_sink(
         let room = pending.len() < opts.batch.max_records && pending_bytes < opts.batch.max_bytes;
         let deadline = first_at.map(|t| t + max_wait);
         tokio::select! {
-            Some(done) = inflight.join_next(), if !inflight.is_empty() => match done {
+            Some(done) = inflight.next(), if !inflight.is_empty() => match done {
                 Ok(res) => {
                     ComponentMetrics::add(&stage.metrics.sent_records, res.delivered);
                     ComponentMetrics::add(&stage.metrics.sent_bytes, res.bytes);
@@ -221,7 +242,14 @@ pub async fn run_sink(
                         }
                     }
                 }
-                Err(e) => route.shared.fail(format!("sink `{}` crashed: {e}", stage.name)),
+                Err(panic) => {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    route.shared.fail(format!("sink `{}` crashed: {why}", stage.name))
+                }
             },
             msg = rx.recv(), if !closed && room => match msg {
                 Some(batch) => {

@@ -130,6 +130,12 @@ struct TestSink {
     gate: Option<Arc<Notify>>,
     concurrent: AtomicUsize,
     max_concurrent: AtomicUsize,
+    /// Sleep a random 0–3 ms per write, so concurrent writes finish out of order.
+    random_delay: bool,
+    /// The first record's `seq` of each write, in the order the writes started.
+    started: Mutex<Vec<u64>>,
+    /// Panic in `write`.
+    panics: bool,
 }
 
 #[async_trait]
@@ -137,6 +143,14 @@ impl Sink for TestSink {
     async fn write(&self, records: &[Record]) -> Result<(), SinkError> {
         let now = self.concurrent.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_concurrent.fetch_max(now, Ordering::SeqCst);
+        if let Some(first) = records.first() {
+            let seq = first.value.decoded().unwrap()["seq"].as_u64().unwrap();
+            self.started.lock().unwrap().push(seq);
+        }
+        assert!(!self.panics, "the test sink panics as asked");
+        if self.random_delay {
+            tokio::time::sleep(Duration::from_micros(fastrand::u64(0..3000))).await;
+        }
         if let Some(g) = &self.gate {
             g.notified().await;
         }
@@ -538,7 +552,7 @@ async fn batches_respect_max_records_and_max_in_flight() {
     });
     let mut opts = fast_retry();
     opts.batch.max_records = 30;
-    opts.max_in_flight = 4;
+    opts.max_in_flight = Some(4);
     let p = Pipeline::builder("limits")
         .source("vec", source)
         .sink_with("s", sink.clone(), opts)
@@ -555,6 +569,65 @@ async fn batches_respect_max_records_and_max_in_flight() {
     );
     let seqs: HashSet<u64> = sink.seqs().into_iter().collect();
     assert_eq!(seqs.len(), 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_start_in_batch_order() {
+    let (source, _) = VecSource::new(2000, 100);
+    let sink = Arc::new(TestSink {
+        random_delay: true,
+        ..Default::default()
+    });
+    let mut opts = fast_retry();
+    opts.batch.max_records = 10;
+    opts.max_in_flight = Some(4);
+    let p = Pipeline::builder("order")
+        .source("vec", source)
+        .sink_with("s", sink.clone(), opts)
+        .build()
+        .unwrap();
+    p.run(CancellationToken::new()).await.unwrap();
+    let started = sink.started.lock().unwrap().clone();
+    assert_eq!(started.len(), 200, "2000 records in batches of 10");
+    let expected: Vec<u64> = (0..200).map(|b| b * 10).collect();
+    assert_eq!(started, expected, "writes start in batch order");
+    assert!(
+        sink.max_concurrent.load(Ordering::SeqCst) > 1,
+        "writes did overlap"
+    );
+    let mut seqs = sink.seqs();
+    assert_ne!(
+        seqs,
+        (0..2000).collect::<Vec<u64>>(),
+        "writes finished out of order"
+    );
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..2000).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
+async fn a_panicking_sink_stops_the_pipeline_with_its_message() {
+    let (source, statuses) = VecSource::new(20, 10);
+    let sink = Arc::new(TestSink {
+        panics: true,
+        ..Default::default()
+    });
+    let p = Pipeline::builder("panics")
+        .source("vec", source)
+        .sink_with("s", sink, fast_retry())
+        .build()
+        .unwrap();
+    let err = p.run(CancellationToken::new()).await.unwrap_err();
+    assert!(err.reason.contains("sink `s` crashed"), "{}", err.reason);
+    assert!(
+        err.reason.contains("the test sink panics as asked"),
+        "{}",
+        err.reason
+    );
+    assert!(
+        !statuses.lock().unwrap().contains(&AckStatus::Delivered),
+        "nothing is acked as delivered"
+    );
 }
 
 #[tokio::test]

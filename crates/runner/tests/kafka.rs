@@ -38,9 +38,7 @@ fn pipeline(bootstrap: &str, input: &str, group: &str, transforms: &str, sinks: 
 }
 
 fn kafka_sink(bootstrap: &str, topic: &str) -> String {
-    format!(
-        "      - {{ type: kafka, bootstrap_servers: \"{bootstrap}\", topic: {topic}, max_in_flight: 1 }}\n"
-    )
+    format!("      - {{ type: kafka, bootstrap_servers: \"{bootstrap}\", topic: {topic} }}\n")
 }
 
 /// Cancels the pipeline when dropped, so a failing assertion does not leave the consumer thread

@@ -35,7 +35,6 @@ fn slow_relay(b: &str, input: &str, output: &str, group: &str) -> String {
         topic: {output}
         linger: 100ms
         batch: {{ max_records: 100 }}
-        max_in_flight: 1
         headers: {{ x-runner: "${{RUNNER:-one}}" }}
 "#
     )

@@ -93,27 +93,17 @@ fn default_budget_min() -> u64 {
 }
 
 /// Runner options of one component.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StageOptions {
     /// Batching (sinks).
     pub batch: BatchOptions,
     /// Retries (transforms and sinks).
     pub retry: RetryOptions,
-    /// Concurrent writes (sinks).
-    pub max_in_flight: usize,
+    /// Concurrent writes (sinks); `None` means the sink's own default
+    /// ([`crate::Sink::default_max_in_flight`]).
+    pub max_in_flight: Option<usize>,
     /// Failure policy; `None` means the pipeline default (`dlq` with a DLQ, else `stop`).
     pub on_error: Option<OnError>,
-}
-
-impl Default for StageOptions {
-    fn default() -> Self {
-        StageOptions {
-            batch: BatchOptions::default(),
-            retry: RetryOptions::default(),
-            max_in_flight: 1,
-            on_error: None,
-        }
-    }
 }
 
 /// One component as written: its plugin type, name, runner options and remaining plugin options.
@@ -507,8 +497,8 @@ impl Parser<'_> {
                 "batch" => options.batch = self.typed(v, &kpath).unwrap_or_default(),
                 "retry" => options.retry = self.typed(v, &kpath).unwrap_or_default(),
                 "max_in_flight" => {
-                    options.max_in_flight = self.typed(v, &kpath).unwrap_or(1);
-                    if options.max_in_flight == 0 {
+                    options.max_in_flight = self.typed(v, &kpath);
+                    if options.max_in_flight == Some(0) {
                         self.err(v, &kpath, "max_in_flight must be at least 1");
                     }
                 }

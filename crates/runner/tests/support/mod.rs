@@ -98,6 +98,8 @@ impl Broker {
             // Tansu resolves the SQLite path against its working directory.
             .arg(storage)
             .current_dir(dir.path())
+            // Tansu reads RUST_LOG too: a debug filter meant for the tests logs gigabytes.
+            .env("RUST_LOG", "warn")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

@@ -63,6 +63,7 @@ impl PluginConfig for KafkaSinkConfig {
         let static_topic = topic.is_static().then(|| self.topic.clone());
         Ok(Box::new(KafkaSink {
             producer: OnceLock::new(),
+            enqueue_turn: tokio::sync::Mutex::new(()),
             client_config,
             context: Mutex::new(Some(SinkClient(diagnostics.clone()))),
             topic,
@@ -129,6 +130,8 @@ impl ClientContext for SinkClient {
 /// The running sink.
 pub struct KafkaSink {
     producer: OnceLock<FutureProducer<SinkClient>>,
+    /// Held while a write enqueues; fair, so concurrent writes enqueue in the order they started.
+    enqueue_turn: tokio::sync::Mutex<()>,
     client_config: ClientConfig,
     context: Mutex<Option<SinkClient>>,
     topic: Template,
@@ -256,8 +259,17 @@ impl KafkaSink {
 
 #[async_trait]
 impl Sink for KafkaSink {
+    /// Writes enqueue in the order they start and the idempotent producer keeps that order per
+    /// partition, so several batches in flight keep per-partition order (until a runner retry).
+    fn default_max_in_flight(&self) -> usize {
+        4
+    }
+
     async fn write(&self, records: &[Record]) -> Result<(), SinkError> {
         let producer = self.producer()?;
+        // Taken on the write's first poll (the runner polls writes once in batch order) and held
+        // across waits for queue room, so batches enter librdkafka's queue in order.
+        let turn = self.enqueue_turn.lock().await;
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let mut deliveries = Vec::with_capacity(records.len());
         for (i, record) in records.iter().enumerate() {
@@ -318,6 +330,7 @@ impl Sink for KafkaSink {
                 }
             }
         }
+        drop(turn);
         for (i, f) in deliveries {
             outcomes[i] = Some(match f.await {
                 Ok(Ok(_)) => RecordOutcome::Delivered,
