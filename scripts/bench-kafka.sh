@@ -69,6 +69,7 @@ pipelines:
       topics: [input]
       group_id: bench-weir-$1
       start_from: earliest
+      commit_interval: ${WEIR_COMMIT_INTERVAL:-1s}
       options: { "session.timeout.ms": 6000 }
     transforms:
       - type: filter
