@@ -47,6 +47,16 @@ step "Tansu, the Kafka-protocol broker the Kafka tests start (one per test)"
 WEIR_TANSU=$(scripts/install-tansu.sh)
 export WEIR_TANSU
 "$WEIR_TANSU" --version
+
+# The Confluent-compatible Schema Registry (rivven-schema, built once into the cache) and the
+# third-party Avro client (Python confluent-kafka with its Avro serializers) for the format tests.
+WEIR_SCHEMA_REGISTRY=$(scripts/install-registry.sh)
+export WEIR_SCHEMA_REGISTRY
+"$WEIR_SCHEMA_REGISTRY" --version
+# The `avro` extra pins a certifi newer than the package index has; install its parts instead.
+python3 -m pip install -q --disable-pip-version-check confluent-kafka==2.16.1 fastavro==1.13.1 \
+    avro==1.12.2 requests attrs cachetools "authlib>=1.8" httpx2
+python3 -c "from confluent_kafka.schema_registry.avro import AvroSerializer, AvroDeserializer"
 # Smoke check of scripts/dev-kafka.sh (the examples' broker), in a folder of its own so a
 # developer's running broker is left alone.
 SMOKE=$(mktemp -d)

@@ -27,7 +27,10 @@ pub fn meta_field(record: &Record, name: &str) -> Option<Json> {
         "partition" => Json::from(origin?.partition),
         "offset" => Json::from(origin?.offset),
         "timestamp" => Json::from(record.timestamp?),
-        "key" => Json::String(record.key_str()?.into_owned()),
+        "key" => match &record.meta.key_json {
+            Some(k) => (**k).clone(),
+            None => Json::String(record.key_str()?.into_owned()),
+        },
         "headers" => headers_json(record),
         _ => return None,
     })

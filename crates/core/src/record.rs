@@ -24,6 +24,9 @@ pub struct Value {
     raw: Option<Bytes>,
     json: Option<Arc<Json>>,
     modified: bool,
+    /// Bytes a sink's converter encoded (Avro, say): written out instead of `raw` or `json`,
+    /// while `raw` stays the source's original for dead letters.
+    output: Option<Bytes>,
 }
 
 impl Value {
@@ -33,6 +36,7 @@ impl Value {
             raw: Some(raw.into()),
             json: None,
             modified: false,
+            output: None,
         }
     }
 
@@ -42,6 +46,7 @@ impl Value {
             raw: None,
             json: Some(Arc::new(json)),
             modified: true,
+            output: None,
         }
     }
 
@@ -75,6 +80,7 @@ impl Value {
     pub fn json_mut(&mut self) -> Result<&mut Json, DecodeError> {
         self.json()?;
         self.modified = true;
+        self.output = None;
         let arc = self.json.as_mut().expect("decoded above");
         Ok(Arc::make_mut(arc))
     }
@@ -83,6 +89,24 @@ impl Value {
     pub fn set_json(&mut self, json: Json) {
         self.json = Some(Arc::new(json));
         self.modified = true;
+        self.output = None;
+    }
+
+    /// Sets the JSON a source converter decoded from the original bytes (Avro, text): the
+    /// original bytes stay for dead letters, and output is serialized from the JSON.
+    pub fn set_decoded(&mut self, json: Json) {
+        self.set_json(json);
+    }
+
+    /// Sets the bytes a sink converter encoded; they are what `to_bytes` returns from now on,
+    /// while [`Value::original`] stays the source's bytes.
+    pub fn set_output(&mut self, bytes: impl Into<Bytes>) {
+        self.output = Some(bytes.into());
+    }
+
+    /// The bytes a sink converter encoded, if any.
+    pub fn output(&self) -> Option<&Bytes> {
+        self.output.as_ref()
     }
 
     /// Replaces the value with new raw bytes that become the value's output, unparsed.
@@ -90,6 +114,7 @@ impl Value {
         self.raw = Some(raw.into());
         self.json = None;
         self.modified = false;
+        self.output = None;
     }
 
     /// The decoded JSON without caching it: borrowed when already decoded.
@@ -105,6 +130,9 @@ impl Value {
 
     /// The bytes to write out: the original bytes when unmodified, else the JSON serialization.
     pub fn to_bytes(&self) -> Bytes {
+        if let Some(out) = &self.output {
+            return out.clone();
+        }
         match (&self.raw, &self.json, self.modified) {
             (Some(raw), _, false) => raw.clone(),
             (_, Some(json), _) => {
@@ -117,6 +145,10 @@ impl Value {
 
     /// Appends the output bytes to `buf` without an intermediate allocation.
     pub fn write_to(&self, buf: &mut Vec<u8>) {
+        if let Some(out) = &self.output {
+            buf.extend_from_slice(out);
+            return;
+        }
         match (&self.raw, &self.json, self.modified) {
             (Some(raw), _, false) => buf.extend_from_slice(raw),
             (_, Some(json), _) => {
@@ -131,7 +163,10 @@ impl Value {
     /// value is estimated by its original size (serializing to measure would cost
     /// more than the batch limit it serves); a value built from JSON counts as 64 bytes.
     pub fn approx_size(&self) -> usize {
-        self.raw.as_ref().map_or(64, |r| r.len())
+        self.output
+            .as_ref()
+            .or(self.raw.as_ref())
+            .map_or(64, |r| r.len())
     }
 }
 
@@ -164,6 +199,9 @@ pub struct Meta {
     pub tenant: Option<Arc<str>>,
     /// Why the record failed, once it has (set on dead letters).
     pub error: Option<Arc<str>>,
+    /// The key as JSON, when a key converter decoded it (Avro, JSON); filters and templates see
+    /// this as `key` instead of the key's text.
+    pub key_json: Option<Arc<Json>>,
 }
 
 /// A record. Cloning is cheap (bytes and decoded JSON are shared) and clones share the ack, which

@@ -5,6 +5,7 @@ pub mod de;
 pub mod duration;
 pub mod env;
 pub mod error;
+pub mod format;
 pub mod load;
 pub mod node;
 pub mod secret;

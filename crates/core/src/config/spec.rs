@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::de::{DeError, child_index, child_key, from_node};
 use super::duration::HumanDuration;
 use super::error::{ConfigError, SourceFile, did_you_mean};
+use super::format::{FormatKind, Formats, SchemaRegistryConfig};
 use super::node::{Location, Node, NodeKind};
 use crate::registry::PluginKind;
 
@@ -127,6 +128,10 @@ pub struct ComponentSpec {
     pub options: StageOptions,
     /// A sink's own transforms.
     pub transforms: Vec<ComponentSpec>,
+    /// Key and value converters (`format:`, sources and sinks).
+    pub format: Option<Formats>,
+    /// Where `format:` is written.
+    pub format_location: Option<Location>,
 }
 
 /// Pipeline-wide settings.
@@ -174,6 +179,8 @@ pub struct PipelineSpec {
     pub error_budget: Option<ErrorBudget>,
     /// Settings.
     pub settings: PipelineSettings,
+    /// The schema registry Avro converters use (the pipeline's own, else the file's).
+    pub schema_registry: Option<SchemaRegistryConfig>,
 }
 
 impl PipelineSpec {
@@ -194,8 +201,9 @@ const PIPELINE_KEYS: &[&str] = &[
     "dlq",
     "error_budget",
     "settings",
+    "schema_registry",
 ];
-const SOURCE_RUNNER_KEYS: &[&str] = &["type", "name"];
+const SOURCE_RUNNER_KEYS: &[&str] = &["type", "name", "format"];
 const TRANSFORM_RUNNER_KEYS: &[&str] = &["type", "name", "on_error", "retry"];
 const SINK_RUNNER_KEYS: &[&str] = &[
     "type",
@@ -205,6 +213,7 @@ const SINK_RUNNER_KEYS: &[&str] = &[
     "retry",
     "max_in_flight",
     "on_error",
+    "format",
 ];
 const DLQ_RUNNER_KEYS: &[&str] = &["type", "name", "batch", "retry", "max_in_flight"];
 
@@ -269,22 +278,26 @@ impl Parser<'_> {
             return out;
         };
         let mut pipelines = None;
+        let mut registry = None;
         for (k, v) in entries {
             match k.as_str() {
                 Some("pipelines") => pipelines = Some(v),
+                Some("schema_registry") => {
+                    registry = self.typed::<SchemaRegistryConfig>(v, "schema_registry")
+                }
                 other => {
                     let key = other
                         .map(str::to_owned)
                         .or_else(|| k.scalar_text())
                         .unwrap_or_default();
-                    let hint = did_you_mean(&key, ["pipelines"])
+                    let hint = did_you_mean(&key, ["pipelines", "schema_registry"])
                         .map(|s| format!(", did you mean `{s}`?"))
                         .unwrap_or_default();
                     self.err(
                         k,
                         &key,
                         format!(
-                            "unknown top-level key `{key}`{hint} (a pipeline file has `pipelines:`)"
+                            "unknown top-level key `{key}`{hint} (a pipeline file has `pipelines:` and optionally `schema_registry:`)"
                         ),
                     );
                 }
@@ -310,14 +323,20 @@ impl Parser<'_> {
                 continue;
             };
             let path = child_key("pipelines", &name);
-            if let Some(p) = self.pipeline(&name, v, &path) {
+            if let Some(p) = self.pipeline(&name, v, &path, registry.as_ref()) {
                 out.push(p);
             }
         }
         out
     }
 
-    fn pipeline(&mut self, name: &str, node: &Node, path: &str) -> Option<PipelineSpec> {
+    fn pipeline(
+        &mut self,
+        name: &str,
+        node: &Node,
+        path: &str,
+        file_registry: Option<&SchemaRegistryConfig>,
+    ) -> Option<PipelineSpec> {
         let entries = self.entries(node, path, "a pipeline")?;
         let mut source = None;
         let mut transforms = Vec::new();
@@ -325,6 +344,7 @@ impl Parser<'_> {
         let mut dlq = None;
         let mut error_budget = None;
         let mut settings = PipelineSettings::default();
+        let mut schema_registry = file_registry.cloned();
         let mut saw_sinks = false;
         let mut ok = true;
         for (k, v) in entries {
@@ -340,6 +360,9 @@ impl Parser<'_> {
                 "dlq" => dlq = self.component(v, &kpath, PluginKind::Sink, 0, true),
                 "error_budget" => error_budget = self.typed::<ErrorBudget>(v, &kpath),
                 "settings" => settings = self.typed(v, &kpath).unwrap_or_default(),
+                "schema_registry" => {
+                    schema_registry = self.typed::<SchemaRegistryConfig>(v, &kpath)
+                }
                 _ => {
                     ok = false;
                     let hint = did_you_mean(&key, PIPELINE_KEYS.iter().copied())
@@ -414,6 +437,18 @@ impl Parser<'_> {
             );
         }
         let source = source?;
+        if schema_registry.is_none() {
+            for c in std::iter::once(&source).chain(&sinks) {
+                if c.format.as_ref().is_some_and(Formats::uses_avro) {
+                    self.err(
+                        &Node::new(c.format_location.unwrap_or(c.location), NodeKind::Null),
+                        &child_key(&c.path, "format"),
+                        "an avro format needs a schema registry: add `schema_registry: { url: ... }` to the pipeline or the top of the file",
+                    );
+                    ok = false;
+                }
+            }
+        }
         if !ok {
             return None;
         }
@@ -428,6 +463,7 @@ impl Parser<'_> {
             dlq,
             error_budget,
             settings,
+            schema_registry,
         })
     }
 
@@ -468,6 +504,8 @@ impl Parser<'_> {
         let mut name = None;
         let mut options = StageOptions::default();
         let mut transforms = Vec::new();
+        let mut format = None;
+        let mut format_location = None;
         let mut rest = Vec::new();
         let before = self.errors.len();
         for (k, v) in entries {
@@ -503,6 +541,13 @@ impl Parser<'_> {
                     }
                 }
                 "on_error" => options.on_error = self.typed(v, &kpath),
+                "format" => {
+                    format_location = Some(v.location);
+                    format = self.typed::<Formats>(v, &kpath);
+                    if let Some(f) = &format {
+                        self.check_formats(f, v, &kpath, kind);
+                    }
+                }
                 _ => unreachable!("allowed keys are handled"),
             }
         }
@@ -566,6 +611,54 @@ impl Parser<'_> {
             config: Node::new(node.location, NodeKind::Map(rest)),
             options,
             transforms,
+            format,
+            format_location,
         })
+    }
+
+    /// Checks what the types cannot: a sink writing Avro needs a schema; reading options on a
+    /// sink and writing options on a source are mistakes worth naming.
+    fn check_formats(&mut self, f: &Formats, node: &Node, path: &str, kind: PluginKind) {
+        for (side, spec) in [("key", f.key()), ("value", f.value())] {
+            let at = node.get(side).unwrap_or(node);
+            let spath = child_key(path, side);
+            let writes_schema = spec.schema.is_some() || spec.schema_file.is_some();
+            if spec.kind != FormatKind::Avro {
+                if writes_schema || spec.use_latest {
+                    self.err(
+                        at,
+                        &spath,
+                        "`schema`, `schema_file` and `use_latest` are for `type: avro`",
+                    );
+                }
+                continue;
+            }
+            match kind {
+                PluginKind::Sink => {
+                    if spec.schema.is_some() && spec.schema_file.is_some() {
+                        self.err(
+                            at,
+                            &spath,
+                            "give the schema once: `schema` or `schema_file`, not both",
+                        );
+                    } else if writes_schema == spec.use_latest {
+                        self.err(
+                            at,
+                            &spath,
+                            "writing Avro needs a schema: `schema` or `schema_file` (registered under the subject), or `use_latest: true` (the subject's latest registered schema)",
+                        );
+                    }
+                }
+                _ => {
+                    if writes_schema || spec.use_latest {
+                        self.err(
+                            at,
+                            &spath,
+                            "a source reads the writer's schema from the registry by the id in each message; `schema`, `schema_file` and `use_latest` are for sinks",
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,458 @@
+//! The decode and encode stages.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::Value as Json;
+use weir_core::config::format::{FormatKind, FormatSpec};
+use weir_core::{Flow, Record, Transform, TransformError};
+
+use crate::FormatError;
+
+#[cfg(feature = "avro")]
+use crate::registry::Registry;
+
+/// Without the `avro` feature there is no registry; a pipeline asking for Avro fails to build.
+#[cfg(not(feature = "avro"))]
+pub struct Registry;
+
+impl From<FormatError> for TransformError {
+    fn from(e: FormatError) -> Self {
+        match e {
+            FormatError::Unavailable(m) => TransformError::Retriable(m),
+            other => TransformError::Fatal(other.to_string()),
+        }
+    }
+}
+
+fn check_avro(spec: &FormatSpec, registry: &Option<Arc<Registry>>) -> Result<(), FormatError> {
+    if spec.kind != FormatKind::Avro {
+        return Ok(());
+    }
+    if cfg!(not(feature = "avro")) {
+        return Err(FormatError::Config(
+            "this build of Weir has no Avro support (feature `avro`)".into(),
+        ));
+    }
+    if registry.is_none() {
+        return Err(FormatError::Config(
+            "an avro format needs a schema_registry".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes keys and values at the source boundary.
+pub struct SourceConverter {
+    key: FormatSpec,
+    value: FormatSpec,
+    registry: Option<Arc<Registry>>,
+}
+
+impl SourceConverter {
+    /// A decoder; `None` when both sides are the defaults (key `string`, value `json`), which
+    /// need no stage: JSON values decode lazily on first look.
+    pub fn new(
+        key: FormatSpec,
+        value: FormatSpec,
+        registry: Option<Arc<Registry>>,
+    ) -> Result<Option<Self>, FormatError> {
+        check_avro(&key, &registry)?;
+        check_avro(&value, &registry)?;
+        if key.kind == FormatKind::String && value.kind == FormatKind::Json {
+            return Ok(None);
+        }
+        Ok(Some(SourceConverter {
+            key,
+            value,
+            registry,
+        }))
+    }
+
+    async fn decode(
+        &self,
+        spec: &FormatSpec,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<Option<Json>, FormatError> {
+        Ok(Some(match spec.kind {
+            FormatKind::Json => {
+                if what == "value" {
+                    return Ok(None); // lazily, on first look
+                }
+                serde_json::from_slice(bytes).map_err(|e| {
+                    FormatError::Payload(format!("the {what} is not valid JSON: {e}"))
+                })?
+            }
+            FormatKind::String => Json::String(
+                std::str::from_utf8(bytes)
+                    .map_err(|e| {
+                        FormatError::Payload(format!("the {what} is not UTF-8 text: {e}"))
+                    })?
+                    .to_owned(),
+            ),
+            FormatKind::Bytes => Json::String(B64.encode(bytes)),
+            FormatKind::Avro => self.decode_avro(spec, bytes, what).await?,
+        }))
+    }
+
+    #[cfg(feature = "avro")]
+    async fn decode_avro(
+        &self,
+        spec: &FormatSpec,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<Json, FormatError> {
+        let registry = self.registry.as_ref().expect("checked at build");
+        if bytes.len() < 5 {
+            return Err(FormatError::Payload(format!(
+                "the {what} ({} bytes) is too short for the Confluent Avro wire format (magic byte 0, 4-byte schema id, data)",
+                bytes.len()
+            )));
+        }
+        if bytes[0] != 0 {
+            return Err(FormatError::Payload(format!(
+                "the {what} starts with byte 0x{:02x}, not the Confluent wire format's magic byte 0x00",
+                bytes[0]
+            )));
+        }
+        let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        let schema = registry.by_id(id).await?;
+        let mut data = &bytes[5..];
+        #[allow(deprecated)] // GenericDatumReader is not in 0.22's stable API yet
+        let value = apache_avro::from_avro_datum(&schema.compiled().schema, &mut data, None)
+            .map_err(|e| {
+                FormatError::Payload(format!(
+                    "the {what} is not valid Avro for schema id {id}: {e}"
+                ))
+            })?;
+        if !data.is_empty() {
+            return Err(FormatError::Payload(format!(
+                "the {what} has {} bytes left over after the Avro datum of schema id {id}",
+                data.len()
+            )));
+        }
+        let style = crate::avro_json::ReadStyle {
+            unions: spec.unions,
+            times: spec.timestamps,
+        };
+        let json = schema
+            .compiled()
+            .to_json(&value, style)
+            .map_err(|e| FormatError::Payload(format!("the {what} (schema id {id}): {e}")))?;
+        schema.count_decode();
+        Ok(json)
+    }
+
+    #[cfg(not(feature = "avro"))]
+    async fn decode_avro(&self, _: &FormatSpec, _: &[u8], _: &str) -> Result<Json, FormatError> {
+        Err(FormatError::Config("no Avro support in this build".into()))
+    }
+
+    async fn convert(&self, record: &mut Record) -> Result<(), FormatError> {
+        if self.key.kind != FormatKind::String
+            && let Some(k) = record.key.clone()
+            && let Some(j) = self.decode(&self.key, &k, "key").await?
+        {
+            record.meta.key_json = Some(Arc::new(j));
+        }
+        if self.value.kind != FormatKind::Json {
+            let raw = record.value.original().cloned().unwrap_or_default();
+            if let Some(j) = self.decode(&self.value, &raw, "value").await? {
+                record.value.set_decoded(j);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Transform for SourceConverter {
+    fn apply(&self, _: &mut Record) -> Result<Flow, TransformError> {
+        unreachable!("converters run batched")
+    }
+    fn is_batched(&self) -> bool {
+        true
+    }
+    async fn apply_batch(&self, records: &mut [Record]) -> Vec<Result<Flow, TransformError>> {
+        let mut out = Vec::with_capacity(records.len());
+        let mut unavailable = None;
+        for r in records.iter_mut() {
+            match self.convert(r).await {
+                Ok(()) => out.push(Ok(Flow::Keep)),
+                Err(FormatError::Unavailable(m)) => {
+                    unavailable = Some(m);
+                    break;
+                }
+                Err(e) => out.push(Err(e.into())),
+            }
+        }
+        // The registry is down: the whole batch waits and retries in order, nothing is skipped.
+        if let Some(m) = unavailable {
+            return records
+                .iter()
+                .map(|_| Err(TransformError::Retriable(m.clone())))
+                .collect();
+        }
+        out
+    }
+}
+
+/// Encodes keys and values before a sink writes them.
+pub struct SinkConverter {
+    key: FormatSpec,
+    value: FormatSpec,
+    /// The sink's topic, for the `topic` and `topic_record` subject strategies.
+    topic: Option<String>,
+    registry: Option<Arc<Registry>>,
+    #[cfg(feature = "avro")]
+    schemas: [Option<(String, Option<SuppliedSchemaText>)>; 2],
+}
+
+#[cfg(feature = "avro")]
+type SuppliedSchemaText = (Option<String>, String);
+
+impl SinkConverter {
+    /// An encoder; `None` when both sides are the defaults (key as is, value `json`).
+    pub fn new(
+        key: FormatSpec,
+        value: FormatSpec,
+        topic: Option<String>,
+        registry: Option<Arc<Registry>>,
+    ) -> Result<Option<Self>, FormatError> {
+        check_avro(&key, &registry)?;
+        check_avro(&value, &registry)?;
+        if key.kind == FormatKind::String && value.kind == FormatKind::Json {
+            return Ok(None);
+        }
+        #[cfg(feature = "avro")]
+        let schemas = [supplied(&key, &topic)?, supplied(&value, &topic)?];
+        Ok(Some(SinkConverter {
+            key,
+            value,
+            topic,
+            registry,
+            #[cfg(feature = "avro")]
+            schemas,
+        }))
+    }
+
+    async fn encode(
+        &self,
+        side: usize,
+        spec: &FormatSpec,
+        j: &Json,
+        original: Option<&[u8]>,
+    ) -> Result<Vec<u8>, FormatError> {
+        let what = if side == 0 { "key" } else { "value" };
+        match spec.kind {
+            FormatKind::Json => Ok(serde_json::to_vec(j).expect("JSON serializes")),
+            FormatKind::String => Ok(match j {
+                Json::String(t) => t.clone().into_bytes(),
+                other => serde_json::to_vec(other).expect("JSON serializes"),
+            }),
+            FormatKind::Bytes => match (original, j) {
+                (Some(o), _) => Ok(o.to_vec()),
+                (None, Json::String(t)) => B64.decode(t).map_err(|e| {
+                    FormatError::Payload(format!(
+                        "format bytes: the {what} is not base64 text: {e}"
+                    ))
+                }),
+                (None, other) => Err(FormatError::Payload(format!(
+                    "format bytes: the {what} must be base64 text, found {}",
+                    if other.is_object() {
+                        "an object"
+                    } else {
+                        "another JSON value"
+                    }
+                ))),
+            },
+            FormatKind::Avro => self.encode_avro(side, j, what).await,
+        }
+    }
+
+    #[cfg(feature = "avro")]
+    async fn encode_avro(&self, side: usize, j: &Json, what: &str) -> Result<Vec<u8>, FormatError> {
+        use schema_registry_converter::schema_registry_common::{
+            SchemaType, SubjectNameStrategy, SuppliedSchema,
+        };
+        use weir_core::config::format::SubjectStrategy;
+        let registry = self.registry.as_ref().expect("checked at build");
+        let spec = if side == 0 { &self.key } else { &self.value };
+        let is_key = side == 0;
+        let (cache_key, supplied) = self.schemas[side]
+            .as_ref()
+            .expect("avro sides have a schema source");
+        let topic = self.topic.clone().unwrap_or_default();
+        let strategy = match (supplied.as_ref(), spec.subject_strategy) {
+            (Some((name, text)), SubjectStrategy::Topic) => {
+                SubjectNameStrategy::TopicNameStrategyWithSchema(
+                    topic,
+                    is_key,
+                    SuppliedSchema::new(name.clone(), SchemaType::Avro, text.clone()),
+                )
+            }
+            (Some((name, text)), SubjectStrategy::Record) => {
+                SubjectNameStrategy::RecordNameStrategyWithSchema(SuppliedSchema::new(
+                    name.clone(),
+                    SchemaType::Avro,
+                    text.clone(),
+                ))
+            }
+            (Some((name, text)), SubjectStrategy::TopicRecord) => {
+                SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
+                    topic,
+                    SuppliedSchema::new(name.clone(), SchemaType::Avro, text.clone()),
+                )
+            }
+            (None, _) => SubjectNameStrategy::TopicNameStrategy(topic, is_key),
+        };
+        let schema = registry.for_subject(cache_key, strategy).await?;
+        let value = schema.compiled().from_json(j).map_err(|e| {
+            FormatError::Payload(format!(
+                "the {what} does not fit schema id {}: {e}",
+                schema.id
+            ))
+        })?;
+        #[allow(deprecated)]
+        let datum = apache_avro::to_avro_datum(&schema.compiled().schema, value).map_err(|e| {
+            FormatError::Payload(format!(
+                "the {what} does not fit schema id {}: {e}",
+                schema.id
+            ))
+        })?;
+        let mut out = Vec::with_capacity(5 + datum.len());
+        out.push(0);
+        out.extend_from_slice(&schema.id.to_be_bytes());
+        out.extend_from_slice(&datum);
+        schema.count_encode();
+        Ok(out)
+    }
+
+    #[cfg(not(feature = "avro"))]
+    async fn encode_avro(&self, _: usize, _: &Json, _: &str) -> Result<Vec<u8>, FormatError> {
+        Err(FormatError::Config("no Avro support in this build".into()))
+    }
+
+    async fn convert(&self, record: &mut Record) -> Result<(), FormatError> {
+        if self.key.kind != FormatKind::String {
+            let key_json = match (&record.meta.key_json, &record.key) {
+                (Some(j), _) => Some((**j).clone()),
+                (None, Some(k)) => Some(Json::String(String::from_utf8_lossy(k).into_owned())),
+                (None, None) => None,
+            };
+            if let Some(j) = key_json {
+                let original = record
+                    .meta
+                    .key_json
+                    .is_none()
+                    .then(|| record.key.clone())
+                    .flatten();
+                let bytes = self
+                    .encode(
+                        0,
+                        &self.key,
+                        &j,
+                        original
+                            .as_deref()
+                            .filter(|_| self.key.kind == FormatKind::Bytes),
+                    )
+                    .await?;
+                record.key = Some(bytes.into());
+            }
+        }
+        if self.value.kind != FormatKind::Json {
+            let unmodified = (!record.value.is_modified())
+                .then(|| record.value.original().cloned())
+                .flatten();
+            let j = if self.value.kind == FormatKind::Bytes && unmodified.is_some() {
+                Json::Null
+            } else {
+                record
+                    .value
+                    .json()
+                    .map_err(|e| FormatError::Payload(e.to_string()))?
+                    .clone()
+            };
+            let original = unmodified.filter(|_| self.value.kind == FormatKind::Bytes);
+            let bytes = self.encode(1, &self.value, &j, original.as_deref()).await?;
+            record.value.set_output(bytes);
+        }
+        Ok(())
+    }
+}
+
+/// The schema a sink side writes with: (cache key, supplied (name, text) or None for latest).
+#[cfg(feature = "avro")]
+fn supplied(
+    spec: &FormatSpec,
+    topic: &Option<String>,
+) -> Result<Option<(String, Option<SuppliedSchemaText>)>, FormatError> {
+    use weir_core::config::format::SubjectStrategy;
+    if spec.kind != FormatKind::Avro {
+        return Ok(None);
+    }
+    let text = match (&spec.schema, &spec.schema_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(p)) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| FormatError::Config(format!("schema_file {}: {e}", p.display())))?,
+        ),
+        (None, None) => None,
+    };
+    let name = match &text {
+        Some(t) => {
+            let parsed = apache_avro::Schema::parse_str(t)
+                .map_err(|e| FormatError::Config(format!("the Avro schema does not parse: {e}")))?;
+            crate::avro_json::Compiled::new(parsed)
+                .map_err(FormatError::Config)?
+                .name()
+        }
+        None => None,
+    };
+    if spec.subject_strategy != SubjectStrategy::Record && topic.is_none() {
+        return Err(FormatError::Config(
+            "the topic and topic_record subject strategies need the sink's topic: a fixed `topic:` (or use subject_strategy: record)".into(),
+        ));
+    }
+    if text.is_none() && spec.subject_strategy != SubjectStrategy::Topic {
+        return Err(FormatError::Config(
+            "use_latest works with subject_strategy: topic".into(),
+        ));
+    }
+    let key = format!(
+        "{:?}|{:?}|{:?}",
+        spec.subject_strategy,
+        topic,
+        text.as_deref().map(str::len)
+    );
+    Ok(Some((key, text.map(|t| (name, t)))))
+}
+
+#[async_trait]
+impl Transform for SinkConverter {
+    fn apply(&self, _: &mut Record) -> Result<Flow, TransformError> {
+        unreachable!("converters run batched")
+    }
+    fn is_batched(&self) -> bool {
+        true
+    }
+    async fn apply_batch(&self, records: &mut [Record]) -> Vec<Result<Flow, TransformError>> {
+        let mut out = Vec::with_capacity(records.len());
+        for r in records.iter_mut() {
+            match self.convert(r).await {
+                Ok(()) => out.push(Ok(Flow::Keep)),
+                Err(FormatError::Unavailable(m)) => {
+                    return records
+                        .iter()
+                        .map(|_| Err(TransformError::Retriable(m.clone())))
+                        .collect();
+                }
+                Err(e) => out.push(Err(e.into())),
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,246 @@
+//! A Confluent-compatible Schema Registry client (schema_registry_converter over reqwest with
+//! rustls) with Weir's error classification, a per-schema catalogue and counters.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::SubjectNameStrategy;
+use weir_core::config::format::SchemaRegistryConfig;
+
+use crate::FormatError;
+use crate::avro_json::Compiled;
+
+/// A schema the runner has used, for the admin API and `weir` diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaInfo {
+    /// Registry id.
+    pub id: u32,
+    /// Subject, when known (schemas looked up by subject, or returned with one).
+    pub subject: Option<String>,
+    /// Full name of the top-level named type.
+    pub name: Option<String>,
+    /// Values decoded with this schema.
+    pub decoded: u64,
+    /// Values encoded with this schema.
+    pub encoded: u64,
+}
+
+struct Entry {
+    compiled: Arc<Compiled>,
+    subject: Option<String>,
+    decoded: AtomicU64,
+    encoded: AtomicU64,
+}
+
+/// One registry, shared by every converter of a pipeline.
+pub struct Registry {
+    decoder: AvroDecoder,
+    encoder: AvroEncoder,
+    schemas: Mutex<BTreeMap<u32, Arc<Entry>>>,
+    urls: String,
+}
+
+/// A resolved schema plus its counters.
+#[derive(Clone)]
+pub struct Resolved {
+    entry: Arc<Entry>,
+    /// Registry id.
+    pub id: u32,
+}
+
+impl Resolved {
+    /// The compiled schema.
+    pub fn compiled(&self) -> &Compiled {
+        &self.entry.compiled
+    }
+    /// Counts one decode.
+    pub fn count_decode(&self) {
+        self.entry.decoded.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts one encode.
+    pub fn count_encode(&self) {
+        self.entry.encoded.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Registry {
+    /// Builds the client (no request is made).
+    pub fn new(cfg: &SchemaRegistryConfig) -> Result<Self, FormatError> {
+        let urls = cfg.url.list();
+        let first = urls
+            .first()
+            .ok_or_else(|| FormatError::Config("schema_registry.url is empty".into()))?;
+        let mut b = SrSettings::new_builder(first.trim_end_matches('/').to_owned());
+        for u in &urls[1..] {
+            b.add_url(u.trim_end_matches('/').to_owned());
+        }
+        if let Some(a) = &cfg.basic_auth {
+            let password = a.password.reveal().map_err(|e| {
+                FormatError::Config(format!("schema_registry.basic_auth.password: {e}"))
+            })?;
+            b.set_basic_authorization(&a.username, Some(&password));
+        }
+        if let Some(t) = &cfg.bearer_token {
+            let token = t
+                .reveal()
+                .map_err(|e| FormatError::Config(format!("schema_registry.bearer_token: {e}")))?;
+            b.set_token_authorization(&token);
+        }
+        b.set_timeout(cfg.timeout.into());
+        let mut client = reqwest::Client::builder();
+        if let Some(tls) = &cfg.tls {
+            if let Some(ca) = &tls.ca_file {
+                let pem = read(ca, "schema_registry.tls.ca_file")?;
+                for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                    FormatError::Config(format!(
+                        "schema_registry.tls.ca_file {}: {e}",
+                        ca.display()
+                    ))
+                })? {
+                    client = client.add_root_certificate(cert);
+                }
+            }
+            match (&tls.cert_file, &tls.key_file) {
+                (Some(c), Some(k)) => {
+                    let mut pem = read(c, "schema_registry.tls.cert_file")?;
+                    pem.extend(read(k, "schema_registry.tls.key_file")?);
+                    let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                        FormatError::Config(format!("schema_registry.tls client certificate: {e}"))
+                    })?;
+                    client = client.identity(id);
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(FormatError::Config(
+                        "schema_registry.tls: give both cert_file and key_file for mutual TLS"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        let settings = b
+            .build_with(client)
+            .map_err(|e| FormatError::Config(format!("schema registry client: {}", e.error)))?;
+        Ok(Registry {
+            decoder: AvroDecoder::new(settings.clone()),
+            encoder: AvroEncoder::new(settings),
+            schemas: Mutex::new(BTreeMap::new()),
+            urls: urls.join(", "),
+        })
+    }
+
+    /// Every schema used so far, by id.
+    pub fn schemas(&self) -> Vec<SchemaInfo> {
+        let map = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .map(|(id, e)| SchemaInfo {
+                id: *id,
+                subject: e.subject.clone(),
+                name: e.compiled.name(),
+                decoded: e.decoded.load(Ordering::Relaxed),
+                encoded: e.encoded.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    fn known(&self, id: u32) -> Option<Arc<Entry>> {
+        self.schemas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn remember(
+        &self,
+        id: u32,
+        schema: &apache_avro::Schema,
+        subject: Option<String>,
+    ) -> Result<Resolved, FormatError> {
+        let mut map = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = map.get(&id) {
+            return Ok(Resolved {
+                entry: e.clone(),
+                id,
+            });
+        }
+        let compiled = Compiled::new(schema.clone()).map_err(FormatError::Schema)?;
+        let entry = Arc::new(Entry {
+            compiled: Arc::new(compiled),
+            subject,
+            decoded: AtomicU64::new(0),
+            encoded: AtomicU64::new(0),
+        });
+        map.insert(id, entry.clone());
+        Ok(Resolved { entry, id })
+    }
+
+    /// The writer's schema of a message by its id.
+    pub async fn by_id(&self, id: u32) -> Result<Resolved, FormatError> {
+        if let Some(entry) = self.known(id) {
+            return Ok(Resolved { entry, id });
+        }
+        let s = self
+            .decoder
+            .get_schema(id)
+            .await
+            .map_err(|e| self.classify(e, &format!("schema id {id}")))?;
+        self.remember(id, &s.parsed, s.subject.clone())
+    }
+
+    /// The schema to write with under a subject strategy (registering a supplied schema, or the
+    /// subject's latest).
+    pub async fn for_subject(
+        &self,
+        key: &str,
+        strategy: SubjectNameStrategy,
+    ) -> Result<Resolved, FormatError> {
+        let subject = strategy.get_subject().ok();
+        let s = self
+            .encoder
+            .get_schema_and_id(key, strategy)
+            .await
+            .map_err(|e| {
+                self.classify(e, &format!("subject {}", subject.as_deref().unwrap_or(key)))
+            })?;
+        self.remember(s.id, &s.parsed, subject)
+    }
+
+    /// Registry errors: unavailable (5xx, 429, timeouts, connection) → retriable, and not cached;
+    /// anything else (unknown id, rejected schema) → not retriable.
+    fn classify(&self, e: SRCError, what: &str) -> FormatError {
+        let text = match &e.cause {
+            Some(c) => format!("{}: {c}", e.error),
+            None => e.error.clone(),
+        };
+        let unavailable = e.retriable
+            || [
+                "status 5",
+                "status 429",
+                "status 408",
+                "error sending request",
+                "timed out",
+                "connect",
+            ]
+            .iter()
+            .any(|s| text.contains(s));
+        if unavailable {
+            self.decoder.remove_errors_from_cache();
+            self.encoder.remove_errors_from_cache();
+            FormatError::Unavailable(format!(
+                "schema registry {} unavailable for {what}: {text}",
+                self.urls
+            ))
+        } else {
+            FormatError::Schema(format!("schema registry {} for {what}: {text}", self.urls))
+        }
+    }
+}
+
+fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, FormatError> {
+    std::fs::read(path).map_err(|e| FormatError::Config(format!("{what} {}: {e}", path.display())))
+}
