@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use apache_avro::Schema;
-use apache_avro::schema::{InnerDecimalSchema, Name, Names, UnionSchema};
+use apache_avro::schema::{InnerDecimalSchema, Names, UnionSchema};
 use apache_avro::types::Value;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -402,11 +402,9 @@ impl Compiled {
                 return Ok(Value::Union(i as u32, Box::new(v)));
             }
         }
-        let mut errors = Vec::new();
         for (i, b) in variants.iter().enumerate() {
-            match self.json_to_value(j, b, path) {
-                Ok(v) => return Ok(Value::Union(i as u32, Box::new(v))),
-                Err(e) => errors.push(e),
+            if let Ok(v) = self.json_to_value(j, b, path) {
+                return Ok(Value::Union(i as u32, Box::new(v)));
             }
         }
         Err(format!(
@@ -479,12 +477,8 @@ fn type_name(s: &Schema) -> String {
             InnerDecimalSchema::Bytes => "bytes".into(),
             InnerDecimalSchema::Fixed(f) => f.name.fullname(None),
         },
-        Schema::Ref { name } => ref_name(name),
+        Schema::Ref { name } => name.fullname(None),
     }
-}
-
-fn ref_name(n: &Name) -> String {
-    n.fullname(None)
 }
 
 fn json_kind(j: &Json) -> String {

@@ -168,37 +168,57 @@ impl SourceConverter {
     }
 }
 
-#[async_trait]
-impl Transform for SourceConverter {
-    fn apply(&self, _: &mut Record) -> Result<Flow, TransformError> {
-        unreachable!("converters run batched")
+/// Runs a converter over a batch. When the registry is unavailable the whole batch waits and
+/// is retried in order, so nothing is skipped; a bad payload fails only its own record.
+async fn convert_batch<'r, F, Fut>(
+    records: &'r mut [Record],
+    mut convert: F,
+) -> Vec<Result<Flow, TransformError>>
+where
+    F: FnMut(&'r mut Record) -> Fut,
+    Fut: std::future::Future<Output = Result<(), FormatError>> + 'r,
+{
+    let n = records.len();
+    let mut out = Vec::with_capacity(n);
+    for r in records.iter_mut() {
+        match convert(r).await {
+            Ok(()) => out.push(Ok(Flow::Keep)),
+            Err(FormatError::Unavailable(m)) => {
+                return (0..n)
+                    .map(|_| Err(TransformError::Retriable(m.clone())))
+                    .collect();
+            }
+            Err(e) => out.push(Err(e.into())),
+        }
     }
-    fn is_batched(&self) -> bool {
-        true
-    }
-    async fn apply_batch(&self, records: &mut [Record]) -> Vec<Result<Flow, TransformError>> {
-        let mut out = Vec::with_capacity(records.len());
-        let mut unavailable = None;
-        for r in records.iter_mut() {
-            match self.convert(r).await {
-                Ok(()) => out.push(Ok(Flow::Keep)),
-                Err(FormatError::Unavailable(m)) => {
-                    unavailable = Some(m);
-                    break;
-                }
-                Err(e) => out.push(Err(e.into())),
+    out
+}
+
+/// A converter has no per-record form: the runner calls `apply_batch` because `is_batched`.
+macro_rules! batched_transform {
+    ($t:ty) => {
+        #[async_trait]
+        impl Transform for $t {
+            fn apply(&self, _: &mut Record) -> Result<Flow, TransformError> {
+                Err(TransformError::Fatal(
+                    "converters run batched (is_batched); apply_batch was not used".into(),
+                ))
+            }
+            fn is_batched(&self) -> bool {
+                true
+            }
+            async fn apply_batch(
+                &self,
+                records: &mut [Record],
+            ) -> Vec<Result<Flow, TransformError>> {
+                convert_batch(records, |r| self.convert(r)).await
             }
         }
-        // The registry is down: the whole batch waits and retries in order, nothing is skipped.
-        if let Some(m) = unavailable {
-            return records
-                .iter()
-                .map(|_| Err(TransformError::Retriable(m.clone())))
-                .collect();
-        }
-        out
-    }
+    };
 }
+
+batched_transform!(SourceConverter);
+batched_transform!(SinkConverter);
 
 /// Encodes keys and values before a sink writes them.
 pub struct SinkConverter {
@@ -337,47 +357,38 @@ impl SinkConverter {
     }
 
     async fn convert(&self, record: &mut Record) -> Result<(), FormatError> {
+        use std::borrow::Cow;
         if self.key.kind != FormatKind::String {
-            let key_json = match (&record.meta.key_json, &record.key) {
-                (Some(j), _) => Some((**j).clone()),
-                (None, Some(k)) => Some(Json::String(String::from_utf8_lossy(k).into_owned())),
-                (None, None) => None,
-            };
-            if let Some(j) = key_json {
-                let original = record
-                    .meta
-                    .key_json
-                    .is_none()
-                    .then(|| record.key.clone())
-                    .flatten();
-                let bytes = self
-                    .encode(
-                        0,
-                        &self.key,
-                        &j,
-                        original
-                            .as_deref()
-                            .filter(|_| self.key.kind == FormatKind::Bytes),
-                    )
-                    .await?;
+            // A decoded key as it is; raw key bytes as text (and, for `bytes`, as they are).
+            let key: Option<(Cow<'_, Json>, Option<&[u8]>)> =
+                match (&record.meta.key_json, &record.key) {
+                    (Some(j), _) => Some((Cow::Borrowed(&**j), None)),
+                    (None, Some(k)) => Some((
+                        Cow::Owned(Json::String(String::from_utf8_lossy(k).into_owned())),
+                        Some(&k[..]).filter(|_| self.key.kind == FormatKind::Bytes),
+                    )),
+                    (None, None) => None,
+                };
+            if let Some((j, original)) = key {
+                let bytes = self.encode(0, &self.key, &j, original).await?;
                 record.key = Some(bytes.into());
             }
         }
         if self.value.kind != FormatKind::Json {
-            let unmodified = (!record.value.is_modified())
+            // `bytes` writes an unmodified value's original bytes without looking inside.
+            let original = (self.value.kind == FormatKind::Bytes && !record.value.is_modified())
                 .then(|| record.value.original().cloned())
                 .flatten();
-            let j = if self.value.kind == FormatKind::Bytes && unmodified.is_some() {
-                Json::Null
-            } else {
-                record
-                    .value
-                    .json()
-                    .map_err(|e| FormatError::Payload(e.to_string()))?
-                    .clone()
+            let bytes = match &original {
+                Some(o) => self.encode(1, &self.value, &Json::Null, Some(o)).await?,
+                None => {
+                    let j = record
+                        .value
+                        .json()
+                        .map_err(|e| FormatError::Payload(e.to_string()))?;
+                    self.encode(1, &self.value, j, None).await?
+                }
             };
-            let original = unmodified.filter(|_| self.value.kind == FormatKind::Bytes);
-            let bytes = self.encode(1, &self.value, &j, original.as_deref()).await?;
             record.value.set_output(bytes);
         }
         Ok(())
@@ -429,30 +440,4 @@ fn supplied(
         text.as_deref().map(str::len)
     );
     Ok(Some((key, text.map(|t| (name, t)))))
-}
-
-#[async_trait]
-impl Transform for SinkConverter {
-    fn apply(&self, _: &mut Record) -> Result<Flow, TransformError> {
-        unreachable!("converters run batched")
-    }
-    fn is_batched(&self) -> bool {
-        true
-    }
-    async fn apply_batch(&self, records: &mut [Record]) -> Vec<Result<Flow, TransformError>> {
-        let mut out = Vec::with_capacity(records.len());
-        for r in records.iter_mut() {
-            match self.convert(r).await {
-                Ok(()) => out.push(Ok(Flow::Keep)),
-                Err(FormatError::Unavailable(m)) => {
-                    return records
-                        .iter()
-                        .map(|_| Err(TransformError::Retriable(m.clone())))
-                        .collect();
-                }
-                Err(e) => out.push(Err(e.into())),
-            }
-        }
-        out
-    }
 }
