@@ -248,7 +248,10 @@ impl SinkConverter {
             return Ok(None);
         }
         #[cfg(feature = "avro")]
-        let schemas = [supplied(&key, &topic)?, supplied(&value, &topic)?];
+        let schemas = [
+            supplied(&key, true, &topic)?,
+            supplied(&value, false, &topic)?,
+        ];
         Ok(Some(SinkConverter {
             key,
             value,
@@ -399,6 +402,7 @@ impl SinkConverter {
 #[cfg(feature = "avro")]
 fn supplied(
     spec: &FormatSpec,
+    is_key: bool,
     topic: &Option<String>,
 ) -> Result<Option<(String, Option<SuppliedSchemaText>)>, FormatError> {
     use weir_core::config::format::SubjectStrategy;
@@ -433,11 +437,43 @@ fn supplied(
             "use_latest works with subject_strategy: topic".into(),
         ));
     }
+    // The encoder caches schemas by this key, shared by every sink on the registry: it must
+    // tell apart the key and value sides and any two schemas.
     let key = format!(
-        "{:?}|{:?}|{:?}",
+        "{}|{:?}|{:?}|{}",
+        if is_key { "key" } else { "value" },
         spec.subject_strategy,
         topic,
-        text.as_deref().map(str::len)
+        text.as_deref().unwrap_or("<latest>")
     );
     Ok(Some((key, text.map(|t| (name, t)))))
+}
+
+#[cfg(all(test, feature = "avro"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_cache_keys_differ_per_side_and_per_schema() {
+        let spec = |schema: &str| {
+            let mut f = FormatSpec::new(FormatKind::Avro);
+            f.schema = Some(schema.to_owned());
+            f
+        };
+        // Same length, different schemas.
+        let a = spec(r#"{"type":"record","name":"A","fields":[{"name":"x","type":"int"}]}"#);
+        let b = spec(r#"{"type":"record","name":"B","fields":[{"name":"y","type":"int"}]}"#);
+        let topic = Some("t".to_owned());
+        let key = |f: &FormatSpec, is_key| supplied(f, is_key, &topic).unwrap().unwrap().0;
+        assert_ne!(
+            key(&a, false),
+            key(&b, false),
+            "two schemas, one cache entry"
+        );
+        assert_ne!(
+            key(&a, true),
+            key(&a, false),
+            "key and value sides share an entry"
+        );
+    }
 }
