@@ -159,8 +159,7 @@ fn client_tls(dir: &Path, mutual: bool) -> Vec<(&'static str, String)> {
     v
 }
 
-fn tls_yaml(dir: &Path, b: &str, input: &str, output: &str, tls: &str) -> String {
-    let _ = dir;
+fn tls_yaml(b: &str, input: &str, output: &str, tls: &str) -> String {
     format!(
         r#"pipelines:
   secure:
@@ -224,12 +223,8 @@ async fn relay_over_tls(mutual: bool) {
         format!("{{ ca_file: \"{}\" }}", p(d, "ca.pem"))
     };
     let registry = builtin_registry().unwrap();
-    let rt = Runtime::from_yaml_str(
-        "tls.yaml",
-        &tls_yaml(d, &b, &input, &output, &tls),
-        &registry,
-    )
-    .unwrap();
+    let rt = Runtime::from_yaml_str("tls.yaml", &tls_yaml(&b, &input, &output, &tls), &registry)
+        .unwrap();
     let token = CancellationToken::new();
     let t = token.clone();
     let handle = tokio::spawn(async move { rt.run(t).await });
@@ -265,9 +260,9 @@ async fn relay_over_tls(mutual: bool) {
 }
 
 /// Runs a pipeline whose source connects with `tls` and returns its failure message.
-async fn failure_with(b: &str, tls: &str, dir: &Path) -> String {
+async fn failure_with(b: &str, tls: &str) -> String {
     let registry = builtin_registry().unwrap();
-    let yaml = tls_yaml(dir, b, "nothing", "nothing", tls);
+    let yaml = tls_yaml(b, "nothing", "nothing", tls);
     let rt = Runtime::from_yaml_str("tls.yaml", &yaml, &registry).unwrap();
     let r = tokio::time::timeout(Duration::from_secs(60), rt.run(CancellationToken::new()))
         .await
@@ -291,7 +286,6 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
     let msg = failure_with(
         &b,
         &format!("{{ ca_file: \"{}\" }}", p(dir.path(), "ca.pem")),
-        dir.path(),
     )
     .await;
     assert!(msg.contains("cannot reach the Kafka brokers"), "{msg}");
@@ -304,7 +298,6 @@ async fn a_broker_certificate_from_another_ca_fails_with_a_clear_error() {
     let msg = failure_with(
         &b,
         &format!("{{ ca_file: \"{}\" }}", p(dir.path(), "other-ca.pem")),
-        dir.path(),
     )
     .await;
     assert!(msg.contains("cannot reach the Kafka brokers"), "{msg}");
