@@ -48,6 +48,7 @@ fn check_avro(spec: &FormatSpec, registry: &Option<Arc<Registry>>) -> Result<(),
 pub struct SourceConverter {
     key: FormatSpec,
     value: FormatSpec,
+    #[cfg_attr(not(feature = "avro"), allow(dead_code))]
     registry: Option<Arc<Registry>>,
 }
 
@@ -225,7 +226,9 @@ pub struct SinkConverter {
     key: FormatSpec,
     value: FormatSpec,
     /// The sink's topic, for the `topic` and `topic_record` subject strategies.
+    #[cfg_attr(not(feature = "avro"), allow(dead_code))]
     topic: Option<String>,
+    #[cfg_attr(not(feature = "avro"), allow(dead_code))]
     registry: Option<Arc<Registry>>,
     #[cfg(feature = "avro")]
     schemas: [Option<(String, Option<SuppliedSchemaText>)>; 2],
@@ -248,9 +251,13 @@ impl SinkConverter {
             return Ok(None);
         }
         #[cfg(feature = "avro")]
+        let side = |side: &str, e: FormatError| match e {
+            FormatError::Config(m) => FormatError::Config(format!("{side}: {m}")),
+            other => other,
+        };
         let schemas = [
-            supplied(&key, true, &topic)?,
-            supplied(&value, false, &topic)?,
+            supplied(&key, true, &topic).map_err(|e| side("key", e))?,
+            supplied(&value, false, &topic).map_err(|e| side("value", e))?,
         ];
         Ok(Some(SinkConverter {
             key,
@@ -361,6 +368,9 @@ impl SinkConverter {
 
     async fn convert(&self, record: &mut Record) -> Result<(), FormatError> {
         use std::borrow::Cow;
+        // Both sides are encoded before either is replaced, so a failed record keeps its own
+        // key for the dead letter.
+        let mut encoded_key = None;
         if self.key.kind != FormatKind::String {
             // A decoded key as it is; raw key bytes as text (and, for `bytes`, as they are).
             let key: Option<(Cow<'_, Json>, Option<&[u8]>)> =
@@ -373,8 +383,7 @@ impl SinkConverter {
                     (None, None) => None,
                 };
             if let Some((j, original)) = key {
-                let bytes = self.encode(0, &self.key, &j, original).await?;
-                record.key = Some(bytes.into());
+                encoded_key = Some(self.encode(0, &self.key, &j, original).await?);
             }
         }
         if self.value.kind != FormatKind::Json {
@@ -393,6 +402,9 @@ impl SinkConverter {
                 }
             };
             record.value.set_output(bytes);
+        }
+        if let Some(k) = encoded_key {
+            record.key = Some(k.into());
         }
         Ok(())
     }

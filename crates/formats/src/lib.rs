@@ -13,6 +13,9 @@ mod converter;
 #[cfg(feature = "avro")]
 pub mod registry;
 
+/// The registry placeholder of a build without Avro support.
+#[cfg(not(feature = "avro"))]
+pub use converter::Registry as NoRegistry;
 pub use converter::{SinkConverter, SourceConverter};
 
 /// Why a converter could not be built or a value could not be converted.

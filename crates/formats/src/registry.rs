@@ -91,40 +91,26 @@ impl Registry {
             b.set_token_authorization(&token);
         }
         b.set_timeout(cfg.timeout.into());
-        let mut client = reqwest::Client::builder();
-        if let Some(tls) = &cfg.tls {
-            if let Some(ca) = &tls.ca_file {
-                let pem = read(ca, "schema_registry.tls.ca_file")?;
-                for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                    FormatError::Config(format!(
-                        "schema_registry.tls.ca_file {}: {e}",
-                        ca.display()
-                    ))
-                })? {
-                    client = client.add_root_certificate(cert);
-                }
+        // Built once to surface a TLS problem with its cause (schema_registry_converter's error
+        // keeps only reqwest's top line), then again for the registry client.
+        if let Err(e) = http_client(cfg)?.build() {
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
             }
-            match (&tls.cert_file, &tls.key_file) {
-                (Some(c), Some(k)) => {
-                    let mut pem = read(c, "schema_registry.tls.cert_file")?;
-                    pem.extend(read(k, "schema_registry.tls.key_file")?);
-                    let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                        FormatError::Config(format!("schema_registry.tls client certificate: {e}"))
-                    })?;
-                    client = client.identity(id);
-                }
-                (None, None) => {}
-                _ => {
-                    return Err(FormatError::Config(
-                        "schema_registry.tls: give both cert_file and key_file for mutual TLS"
-                            .into(),
-                    ));
-                }
-            }
+            return Err(FormatError::Config(format!(
+                "cannot build the HTTPS client from the tls files: {text}"
+            )));
         }
-        let settings = b
-            .build_with(client)
-            .map_err(|e| FormatError::Config(format!("schema registry client: {}", e.error)))?;
+        let client = http_client(cfg)?;
+        let settings = b.build_with(client).map_err(|e| {
+            FormatError::Config(match e.cause {
+                Some(c) => format!("schema registry client: {}: {c}", e.error),
+                None => format!("schema registry client: {}", e.error),
+            })
+        })?;
         Ok(Registry {
             decoder: AvroDecoder::new(settings.clone()),
             encoder: AvroEncoder::new(settings),
@@ -239,6 +225,38 @@ impl Registry {
             FormatError::Schema(format!("schema registry {} for {what}: {text}", self.urls))
         }
     }
+}
+
+/// The HTTP client settings: custom CA and client certificate.
+fn http_client(cfg: &SchemaRegistryConfig) -> Result<reqwest::ClientBuilder, FormatError> {
+    let mut client = reqwest::Client::builder();
+    if let Some(tls) = &cfg.tls {
+        if let Some(ca) = &tls.ca_file {
+            let pem = read(ca, "schema_registry.tls.ca_file")?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                FormatError::Config(format!("schema_registry.tls.ca_file {}: {e}", ca.display()))
+            })? {
+                client = client.add_root_certificate(cert);
+            }
+        }
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(c), Some(k)) => {
+                let mut pem = read(c, "schema_registry.tls.cert_file")?;
+                pem.extend(read(k, "schema_registry.tls.key_file")?);
+                let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    FormatError::Config(format!("schema_registry.tls client certificate: {e}"))
+                })?;
+                client = client.identity(id);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(FormatError::Config(
+                    "schema_registry.tls: give both cert_file and key_file for mutual TLS".into(),
+                ));
+            }
+        }
+    }
+    Ok(client)
 }
 
 fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, FormatError> {

@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod dead_letter;
 pub mod docs;
+pub mod formats;
 pub mod metrics;
 pub mod retry;
 pub mod runtime;

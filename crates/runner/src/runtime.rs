@@ -11,6 +11,7 @@ use weir_core::config::{
 use weir_core::registry::Built;
 use weir_core::{ConfigError, Registry};
 
+use crate::formats::{self, Registry as SchemaRegistry};
 use crate::metrics::MetricsRegistry;
 use crate::sink_driver::SinkStage;
 use crate::stages::TransformStage;
@@ -55,62 +56,122 @@ fn check_dlq_exists(spec: &ComponentSpec, p: &PipelineSpec, errors: &mut Vec<Con
     }
 }
 
-fn build_transform(
-    spec: &ComponentSpec,
-    p: &PipelineSpec,
-    registry: &Registry,
-    metrics: &MetricsRegistry,
-    errors: &mut Vec<ConfigError>,
-) -> Option<TransformStage> {
-    check_dlq_exists(spec, p, errors);
-    match registry.build(spec, &p.file, &p.name) {
-        Ok(Built::Transform(t)) => Some(TransformStage {
-            name: Arc::from(spec.name.as_str()),
-            transform: t,
-            options: spec.options,
-            on_error: p.on_error(spec),
-            metrics: metrics.component(&p.name, &spec.name, "transform"),
-        }),
-        Ok(_) => unreachable!("registry returns the kind asked for"),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    }
+/// Builds one pipeline's components, collecting every error.
+struct PipelineBuild<'a> {
+    p: &'a PipelineSpec,
+    plugins: &'a Registry,
+    metrics: &'a MetricsRegistry,
+    schemas: Option<Arc<SchemaRegistry>>,
+    errors: Vec<ConfigError>,
+    /// Converter errors, dropped when the registry itself is broken: they would only repeat
+    /// that it is missing.
+    converter_errors: Vec<ConfigError>,
 }
 
-fn build_sink(
-    spec: &ComponentSpec,
-    p: &PipelineSpec,
-    registry: &Registry,
-    metrics: &MetricsRegistry,
-    kind: &'static str,
-    errors: &mut Vec<ConfigError>,
-) -> Option<SinkStage> {
-    let transforms: Vec<TransformStage> = spec
-        .transforms
-        .iter()
-        .filter_map(|t| build_transform(t, p, registry, metrics, errors))
-        .collect();
-    check_dlq_exists(spec, p, errors);
-    match registry.build(spec, &p.file, &p.name) {
-        Ok(Built::Sink(s)) => Some(SinkStage {
-            name: Arc::from(spec.name.as_str()),
-            sink: s,
-            options: spec.options,
-            on_error: if kind == "dlq" {
-                OnError::Stop
-            } else {
-                p.on_error(spec)
-            },
-            transforms,
-            metrics: metrics.component(&p.name, &spec.name, kind),
-        }),
-        Ok(_) => unreachable!("registry returns the kind asked for"),
-        Err(e) => {
-            errors.push(e);
-            None
+impl PipelineBuild<'_> {
+    fn transform(&mut self, spec: &ComponentSpec) -> Option<TransformStage> {
+        let p = self.p;
+        check_dlq_exists(spec, p, &mut self.errors);
+        match self.plugins.build(spec, &p.file, &p.name) {
+            Ok(Built::Transform(t)) => Some(TransformStage {
+                name: Arc::from(spec.name.as_str()),
+                transform: t,
+                options: spec.options,
+                on_error: p.on_error(spec),
+                metrics: self.metrics.component(&p.name, &spec.name, "transform"),
+            }),
+            Ok(_) => unreachable!("registry returns the kind asked for"),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
         }
+    }
+
+    fn sink(&mut self, spec: &ComponentSpec, kind: &'static str) -> Option<SinkStage> {
+        let p = self.p;
+        let mut transforms: Vec<TransformStage> = spec
+            .transforms
+            .iter()
+            .filter_map(|t| self.transform(t))
+            .collect();
+        match formats::sink_stage(spec, p, &self.schemas, self.metrics) {
+            Ok(encoder) => transforms.extend(encoder),
+            Err(e) => self.converter_errors.push(e),
+        }
+        check_dlq_exists(spec, p, &mut self.errors);
+        match self.plugins.build(spec, &p.file, &p.name) {
+            Ok(Built::Sink(s)) => Some(SinkStage {
+                name: Arc::from(spec.name.as_str()),
+                sink: s,
+                options: spec.options,
+                on_error: if kind == "dlq" {
+                    OnError::Stop
+                } else {
+                    p.on_error(spec)
+                },
+                transforms,
+                metrics: self.metrics.component(&p.name, &spec.name, kind),
+            }),
+            Ok(_) => unreachable!("registry returns the kind asked for"),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    fn pipeline(mut self) -> Result<Pipeline, Vec<ConfigError>> {
+        let p = self.p;
+        let registry_ok = match formats::pipeline_registry(p) {
+            Ok(s) => {
+                self.schemas = s;
+                true
+            }
+            Err(e) => {
+                self.errors.push(e);
+                false
+            }
+        };
+        let decoder = formats::source_stage(p, &self.schemas, self.metrics).unwrap_or_else(|e| {
+            self.converter_errors.push(e);
+            None
+        });
+        let source = match self.plugins.build(&p.source, &p.file, &p.name) {
+            Ok(Built::Source(s)) => Some(s),
+            Ok(_) => unreachable!("registry returns the kind asked for"),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        };
+        let mut transforms: Vec<_> = decoder.into_iter().collect();
+        for t in &p.transforms {
+            transforms.extend(self.transform(t));
+        }
+        let mut sinks = Vec::new();
+        for s in &p.sinks {
+            sinks.extend(self.sink(s, "sink"));
+        }
+        let dlq = p.dlq.as_ref().and_then(|d| self.sink(d, "dlq"));
+        if registry_ok {
+            self.errors.append(&mut self.converter_errors);
+        }
+        if !self.errors.is_empty() {
+            return Err(self.errors);
+        }
+        Ok(Pipeline {
+            name: p.name.clone(),
+            source: source.expect("no errors"),
+            source_name: Arc::from(p.source.name.as_str()),
+            source_metrics: self.metrics.component(&p.name, &p.source.name, "source"),
+            transforms,
+            sinks,
+            dlq,
+            budget: p.error_budget,
+            settings: p.settings,
+            schemas: self.schemas,
+        })
     }
 }
 
@@ -131,43 +192,18 @@ fn build_with(
 ) -> Result<Vec<Pipeline>, ConfigErrors> {
     let mut out = Vec::new();
     for p in &specs {
-        let before = errors.len();
-        let source = match registry.build(&p.source, &p.file, &p.name) {
-            Ok(Built::Source(s)) => Some(s),
-            Ok(_) => unreachable!("registry returns the kind asked for"),
-            Err(e) => {
-                errors.push(e);
-                None
-            }
+        let build = PipelineBuild {
+            p,
+            plugins: registry,
+            metrics,
+            schemas: None,
+            errors: Vec::new(),
+            converter_errors: Vec::new(),
         };
-        let transforms: Vec<_> = p
-            .transforms
-            .iter()
-            .filter_map(|t| build_transform(t, p, registry, metrics, &mut errors))
-            .collect();
-        let sinks: Vec<_> = p
-            .sinks
-            .iter()
-            .filter_map(|s| build_sink(s, p, registry, metrics, "sink", &mut errors))
-            .collect();
-        let dlq = p
-            .dlq
-            .as_ref()
-            .and_then(|d| build_sink(d, p, registry, metrics, "dlq", &mut errors));
-        if errors.len() > before {
-            continue;
+        match build.pipeline() {
+            Ok(pipeline) => out.push(pipeline),
+            Err(mut e) => errors.append(&mut e),
         }
-        out.push(Pipeline {
-            name: p.name.clone(),
-            source: source.expect("no errors"),
-            source_name: Arc::from(p.source.name.as_str()),
-            source_metrics: metrics.component(&p.name, &p.source.name, "source"),
-            transforms,
-            sinks,
-            dlq,
-            budget: p.error_budget,
-            settings: p.settings,
-        });
     }
     if errors.is_empty() {
         Ok(out)
@@ -209,6 +245,18 @@ impl Runtime {
     /// The counters of every component.
     pub fn metrics(&self) -> &MetricsRegistry {
         &self.metrics
+    }
+
+    /// A live view of the schemas every pipeline's converters have fetched, with counters; it
+    /// stays valid while the pipelines run (for the operations API).
+    #[cfg(feature = "avro")]
+    pub fn schema_catalog(&self) -> formats::SchemaCatalog {
+        formats::SchemaCatalog(
+            self.pipelines
+                .iter()
+                .filter_map(|p| Some((p.name.clone(), p.schemas.clone()?)))
+                .collect(),
+        )
     }
 
     /// Pipeline names.

@@ -26,6 +26,9 @@ pub struct Pipeline {
     pub(crate) dlq: Option<SinkStage>,
     pub(crate) budget: Option<ErrorBudget>,
     pub(crate) settings: PipelineSettings,
+    /// The schema registry client its converters share.
+    #[cfg_attr(not(feature = "avro"), allow(dead_code))]
+    pub(crate) schemas: Option<Arc<crate::formats::Registry>>,
 }
 
 /// Why a pipeline stopped with an error.
@@ -66,6 +69,7 @@ impl Pipeline {
             dlq,
             budget,
             settings,
+            schemas: _,
         } = self;
         if settings.healthcheck {
             healthchecks(&name, &sinks, dlq.as_ref()).await;
@@ -328,6 +332,7 @@ impl PipelineBuilder {
             }),
             budget: self.budget,
             settings: self.settings,
+            schemas: None,
             name: self.name,
         })
     }

@@ -8,14 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
+use support::pipelines::*;
 use support::*;
-use tokio_util::sync::CancellationToken;
-use weir_runner::Runtime;
-use weir_runner::runtime::builtin_registry;
-
-/// librdkafka options every test client of Weir uses: Tansu holds a new group's JoinGroup for
-/// half the session timeout, so keep it short.
-const FAST_GROUP: &str = "\"session.timeout.ms\": 6000\n        \"heartbeat.interval.ms\": 500";
 
 fn pipeline(bootstrap: &str, input: &str, group: &str, transforms: &str, sinks: &str) -> String {
     format!(
@@ -39,36 +33,6 @@ fn pipeline(bootstrap: &str, input: &str, group: &str, transforms: &str, sinks: 
 
 fn kafka_sink(bootstrap: &str, topic: &str) -> String {
     format!("      - {{ type: kafka, bootstrap_servers: \"{bootstrap}\", topic: {topic} }}\n")
-}
-
-/// Cancels the pipeline when dropped, so a failing assertion does not leave the consumer thread
-/// running (the test runtime would wait for it for ever).
-struct CancelOnDrop(CancellationToken);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
-fn start(yaml: &str) -> (CancelOnDrop, tokio::task::JoinHandle<()>) {
-    let registry = builtin_registry().unwrap();
-    let rt = Runtime::from_yaml_str("test.yaml", yaml, &registry)
-        .unwrap_or_else(|e| panic!("pipeline does not build: {e}"));
-    let token = CancellationToken::new();
-    let t = token.clone();
-    let handle = tokio::spawn(async move {
-        rt.run(t).await.expect("pipeline failed");
-    });
-    (CancelOnDrop(token), handle)
-}
-
-async fn stop(token: CancelOnDrop, handle: tokio::task::JoinHandle<()>) {
-    token.0.cancel();
-    tokio::time::timeout(Duration::from_secs(60), handle)
-        .await
-        .expect("pipeline did not stop within 60s")
-        .expect("pipeline task panicked");
 }
 
 /// `n` transactions with keys k0..k29, spread by key over the partitions.
@@ -202,7 +166,7 @@ async fn a_poison_record_goes_to_the_kafka_dlq_with_error_headers_and_the_rest_f
     let mut msgs = transactions(0, 40);
     let poison = Msg {
         key: Some("poison-key".into()),
-        value: "{not json".into(),
+        value: b"{not json".to_vec(),
         partition: None,
         headers: vec![("trace-id".into(), "abc123".into())],
     };
@@ -292,9 +256,8 @@ async fn a_failed_dlq_write_stops_the_pipeline_and_leaves_the_offset_uncommitted
         "    dlq: {{ type: kafka, bootstrap_servers: \"{b}\", topic: {}, message_timeout: 3s, options: {{ \"topic.metadata.propagation.max.ms\": 1000 }} }}\n",
         unique("missing-dlq")
     ));
-    let registry = builtin_registry().unwrap();
-    let rt = Runtime::from_yaml_str("test.yaml", &yaml, &registry).unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(90), rt.run(CancellationToken::new()))
+    let rt = build(&yaml);
+    let result = tokio::time::timeout(Duration::from_secs(90), rt.run(Default::default()))
         .await
         .expect("the pipeline must stop by itself when the DLQ cannot take a record");
     let err = result.expect_err("a DLQ that cannot take a record fails the pipeline");
@@ -359,8 +322,8 @@ async fn compressed_input_of_every_codec_is_read_and_written_back_compressed() {
             Duration::from_secs(60),
         )
         .await;
-        let expected: Vec<String> = transactions(0, 200).into_iter().map(|m| m.value).collect();
-        let values: Vec<String> = got.into_iter().map(|g| g.value).collect();
+        let expected: Vec<Vec<u8>> = transactions(0, 200).into_iter().map(|m| m.value).collect();
+        let values: Vec<Vec<u8>> = got.into_iter().map(|g| g.raw).collect();
         assert_eq!(values, expected, "{codec}: records differ");
     }
     stop(token, handle).await;

@@ -5,132 +5,14 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
+use support::tls::*;
 use support::*;
 use tokio_util::sync::CancellationToken;
 use weir_runner::Runtime;
 use weir_runner::runtime::builtin_registry;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is needed to make test certificates (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, a server certificate for 127.0.0.1 signed by it, a client certificate signed by it,
-/// and an unrelated CA.
-fn certificates(dir: &Path) {
-    for ca in ["ca", "other-ca"] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.pem"),
-                "-subj",
-                &format!("/CN=weir test {ca}"),
-            ],
-        );
-    }
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    for (name, ext) in [("server", true), ("client", false)] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN=weir test {name}"),
-            ],
-        );
-        let mut args = vec![
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            &format!("{name}.pem"),
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
-        if ext {
-            args.extend(["-extfile".into(), "server.ext".into()]);
-        }
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        openssl(dir, &refs);
-    }
-}
-
-/// stunnel on `tls_port` forwarding to the broker on `broker_port`, killed on drop.
-struct Stunnel(Child);
-
-impl Drop for Stunnel {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn stunnel(dir: &Path, tls_port: u16, broker_port: u16, mutual: bool) -> Stunnel {
-    let d = dir.display();
-    let mut conf = format!(
-        "foreground = yes\npid =\n[kafka]\naccept = 127.0.0.1:{tls_port}\nconnect = 127.0.0.1:{broker_port}\ncert = {d}/server.pem\nkey = {d}/server.key\n"
-    );
-    if mutual {
-        conf.push_str(&format!("verifyChain = yes\nCAfile = {d}/ca.pem\n"));
-    }
-    let path = dir.join(format!("stunnel-{tls_port}.conf"));
-    std::fs::write(&path, conf).unwrap();
-    let bin = ["stunnel4", "stunnel"]
-        .into_iter()
-        .find(|b| Command::new("which").arg(b).output().is_ok_and(|o| o.status.success()))
-        .expect("stunnel4 is needed for the Kafka TLS tests (apt-get install stunnel4; scripts/test.sh does)");
-    let child = Command::new(bin)
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(format!("stunnel-{tls_port}.log"))).unwrap())
-        .spawn()
-        .expect("cannot start stunnel");
-    let s = Stunnel(child);
-    wait_listening(&format!("127.0.0.1:{tls_port}"), Duration::from_secs(10));
-    s
-}
 
 /// A broker behind stunnel: (broker, stunnel, TLS address, certificate folder).
 fn tls_broker(mutual: bool) -> (Broker, Stunnel, String, tempfile::TempDir) {
@@ -252,7 +134,7 @@ async fn relay_over_tls(mutual: bool) {
         .unwrap()
         .unwrap();
     result.expect("pipeline over TLS failed");
-    let values: Vec<String> = got.into_iter().map(|g| g.value).collect();
+    let values: Vec<Vec<u8>> = got.into_iter().map(|g| g.raw).collect();
     assert_eq!(
         values,
         msgs.into_iter().map(|m| m.value).collect::<Vec<_>>()

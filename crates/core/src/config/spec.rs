@@ -181,6 +181,8 @@ pub struct PipelineSpec {
     pub settings: PipelineSettings,
     /// The schema registry Avro converters use (the pipeline's own, else the file's).
     pub schema_registry: Option<SchemaRegistryConfig>,
+    /// Where that `schema_registry:` is written, and its YAML path.
+    pub schema_registry_at: Option<(Location, String)>,
 }
 
 impl PipelineSpec {
@@ -283,7 +285,9 @@ impl Parser<'_> {
             match k.as_str() {
                 Some("pipelines") => pipelines = Some(v),
                 Some("schema_registry") => {
-                    registry = self.typed::<SchemaRegistryConfig>(v, "schema_registry")
+                    registry = self
+                        .typed::<SchemaRegistryConfig>(v, "schema_registry")
+                        .map(|r| (r, (v.location, "schema_registry".to_owned())))
                 }
                 other => {
                     let key = other
@@ -335,7 +339,7 @@ impl Parser<'_> {
         name: &str,
         node: &Node,
         path: &str,
-        file_registry: Option<&SchemaRegistryConfig>,
+        file_registry: Option<&(SchemaRegistryConfig, (Location, String))>,
     ) -> Option<PipelineSpec> {
         let entries = self.entries(node, path, "a pipeline")?;
         let mut source = None;
@@ -344,7 +348,10 @@ impl Parser<'_> {
         let mut dlq = None;
         let mut error_budget = None;
         let mut settings = PipelineSettings::default();
-        let mut schema_registry = file_registry.cloned();
+        let (mut schema_registry, mut schema_registry_at) = match file_registry.cloned() {
+            Some((r, at)) => (Some(r), Some(at)),
+            None => (None, None),
+        };
         let mut saw_sinks = false;
         let mut ok = true;
         for (k, v) in entries {
@@ -361,7 +368,8 @@ impl Parser<'_> {
                 "error_budget" => error_budget = self.typed::<ErrorBudget>(v, &kpath),
                 "settings" => settings = self.typed(v, &kpath).unwrap_or_default(),
                 "schema_registry" => {
-                    schema_registry = self.typed::<SchemaRegistryConfig>(v, &kpath)
+                    schema_registry = self.typed::<SchemaRegistryConfig>(v, &kpath);
+                    schema_registry_at = Some((v.location, kpath.clone()));
                 }
                 _ => {
                     ok = false;
@@ -464,6 +472,7 @@ impl Parser<'_> {
             error_budget,
             settings,
             schema_registry,
+            schema_registry_at,
         })
     }
 

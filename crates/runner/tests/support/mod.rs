@@ -2,6 +2,10 @@
 //! test), through an independent rdkafka client.
 #![allow(dead_code)]
 
+pub mod pipelines;
+pub mod registry;
+pub mod tls;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -170,7 +174,7 @@ pub async fn create_topics(bootstrap: &str, names: &[&str], partitions: i32) {
 #[derive(Debug, Clone, Default)]
 pub struct Msg {
     pub key: Option<String>,
-    pub value: String,
+    pub value: Vec<u8>,
     pub partition: Option<i32>,
     pub headers: Vec<(String, String)>,
 }
@@ -179,7 +183,7 @@ impl Msg {
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
         Msg {
             key: Some(key.into()),
-            value: value.into(),
+            value: value.into().into_bytes(),
             ..Default::default()
         }
     }
@@ -242,6 +246,8 @@ pub struct Got {
     pub offset: i64,
     pub key: Option<String>,
     pub value: String,
+    /// The value's bytes as they are.
+    pub raw: Vec<u8>,
     pub headers: BTreeMap<String, String>,
 }
 
@@ -344,6 +350,7 @@ pub fn consume_until_with(
                     offset: m.offset(),
                     key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     value: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                    raw: m.payload().unwrap_or_default().to_vec(),
                     headers,
                 });
             }

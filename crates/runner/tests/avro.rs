@@ -1,0 +1,550 @@
+//! Avro with a Confluent-compatible Schema Registry, against third parties: a real broker (Tansu),
+//! a real registry (rivven-schema) and Confluent's own Python client (confluent-kafka's
+//! AvroSerializer and AvroDeserializer, `tests/avro/avro_client.py`), whose expectations are
+//! computed in Python from Python's values, never by Weir.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use support::pipelines::*;
+use support::registry::*;
+use support::tls::*;
+use support::*;
+
+fn kafka_source(b: &str, topic: &str, group: &str, format: &str) -> String {
+    format!(
+        "{{ type: kafka, bootstrap_servers: \"{b}\", topics: [{topic}], group_id: {group}, start_from: earliest, drain_timeout: 10s, format: {format}, options: {{ {} }} }}",
+        FAST_GROUP.replace("\n        ", ", ")
+    )
+}
+
+fn kafka_sink(b: &str, topic: &str, format: &str) -> String {
+    format!("{{ type: kafka, bootstrap_servers: \"{b}\", topic: {topic}, format: {format} }}")
+}
+
+/// Python's expectations, one per sequence number: (integer style, RFC 3339 style).
+fn expectations(lines: &str) -> BTreeMap<u64, (Json, Json)> {
+    lines
+        .lines()
+        .map(|l| {
+            let e: Json = serde_json::from_str(l).unwrap();
+            (
+                e["integer"]["seq"].as_u64().unwrap(),
+                (e["integer"].clone(), e["rfc3339"].clone()),
+            )
+        })
+        .collect()
+}
+
+fn read_expectations(path: &Path) -> BTreeMap<u64, (Json, Json)> {
+    expectations(&std::fs::read_to_string(path).unwrap())
+}
+
+/// Field-by-field equality, naming the first field that differs.
+fn assert_same_fields(got: &Json, want: &Json, what: &str) {
+    let (g, w) = (got.as_object().unwrap(), want.as_object().unwrap());
+    for (k, wv) in w {
+        assert_eq!(g.get(k), Some(wv), "{what}: field `{k}`");
+    }
+    for k in g.keys() {
+        assert!(w.contains_key(k), "{what}: unexpected field `{k}`");
+    }
+}
+
+fn seq_of(g: &Got) -> u64 {
+    let v: Json = serde_json::from_str(&g.value)
+        .unwrap_or_else(|e| panic!("output is not JSON ({e}): {:?}", g.value));
+    v["seq"].as_u64().unwrap()
+}
+
+/// The records the filter below keeps, decided from Python's values.
+fn kept(e: &Json) -> bool {
+    e["country"] == "NL"
+        && ["EUR", "GBP"].contains(&e["currency"].as_str().unwrap())
+        && e["attrs"]["a"].as_i64().unwrap() >= 40
+}
+
+const FILTER: &str = "[ { type: filter, patterns: [ { value: { country: [NL], currency: [EUR, GBP], attrs: { a: [ { numeric: [\">=\", 40] } ] } } } ] } ]";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_avro_is_decoded_filtered_on_fields_and_matches_field_by_field() {
+    let broker = Broker::start();
+    let registry = SchemaRegistry::start();
+    let (b, r) = (broker.addr(), registry.url());
+    let (input, json_input) = (unique("tx"), unique("tx-json"));
+    let (out_int, out_text, out_json) = (unique("out-int"), unique("out-text"), unique("out-json"));
+    create_topics(
+        &b,
+        &[&input, &json_input, &out_int, &out_text, &out_json],
+        3,
+    )
+    .await;
+
+    // 200 records with schema v1, then 200 with v2 (a field added with a default) mid-stream.
+    let dir = tempfile::tempdir().unwrap();
+    let (e1, e2) = (dir.path().join("v1.jsonl"), dir.path().join("v2.jsonl"));
+    for (version, start, file) in [("v1", "0", &e1), ("v2", "200", &e2)] {
+        python_avro(&[
+            "produce",
+            "--bootstrap",
+            &b,
+            "--registry",
+            &r,
+            "--topic",
+            &input,
+            "--schema",
+            version,
+            "--start",
+            start,
+            "--count",
+            "200",
+            "--expected",
+            file.to_str().unwrap(),
+        ]);
+    }
+    let mut expected = read_expectations(&e1);
+    expected.extend(read_expectations(&e2));
+    assert_eq!(expected.len(), 400);
+    // The same records as JSON text, for the same filter on plain JSON.
+    let json_msgs: Vec<Msg> = expected
+        .iter()
+        .map(|(s, (int, _))| Msg::new(format!("k{}", s % 30), int.to_string()))
+        .collect();
+    produce(&b, &json_input, &json_msgs, &[]).await;
+
+    let yaml = format!(
+        "schema_registry: {{ url: \"{r}\" }}\npipelines:\n  avro-int:\n    source: {}\n    transforms: {FILTER}\n    sinks: [ {} ]\n  avro-text:\n    source: {}\n    transforms: {FILTER}\n    sinks: [ {} ]\n  json:\n    source: {}\n    transforms: {FILTER}\n    sinks: [ {} ]\n",
+        kafka_source(&b, &input, &unique("g"), "{ value: avro }"),
+        kafka_sink(&b, &out_int, "{ value: json }"),
+        kafka_source(
+            &b,
+            &input,
+            &unique("g"),
+            "{ value: { type: avro, timestamps: rfc3339 } }"
+        ),
+        kafka_sink(&b, &out_text, "{ value: json }"),
+        kafka_source(&b, &json_input, &unique("g"), "{ value: json }"),
+        kafka_sink(&b, &out_json, "{ value: json }"),
+    );
+    let rt = build(&yaml);
+    let catalog = rt.schema_catalog();
+    let (token, handle) = run(rt);
+
+    let want: BTreeSet<u64> = expected
+        .iter()
+        .filter(|(_, (int, _))| kept(int))
+        .map(|(s, _)| *s)
+        .collect();
+    assert!(
+        want.len() > 10 && want.len() < 100,
+        "the filter keeps {} of 400",
+        want.len()
+    );
+    let quiet = Duration::from_secs(2);
+    let timeout = Duration::from_secs(90);
+    let got_int = read_topic(&b, &out_int, 3, want.len(), quiet, timeout).await;
+    let got_text = read_topic(&b, &out_text, 3, want.len(), quiet, timeout).await;
+    let got_json = read_topic(&b, &out_json, 3, want.len(), quiet, timeout).await;
+    stop(token, handle).await;
+
+    for (got, style) in [(&got_int, 0), (&got_text, 1), (&got_json, 0)] {
+        let seqs: Vec<u64> = got.iter().map(seq_of).collect();
+        assert_eq!(seqs.len(), want.len(), "duplicates or missing records");
+        assert_eq!(seqs.iter().copied().collect::<BTreeSet<_>>(), want);
+        for g in got {
+            let s = seq_of(g);
+            let v: Json = serde_json::from_str(&g.value).unwrap();
+            let (int, text) = &expected[&s];
+            let want = if style == 0 { int } else { text };
+            assert_same_fields(&v, want, &format!("seq {s}"));
+            assert_eq!(g.key.as_deref(), Some(format!("k{}", s % 30).as_str()));
+        }
+    }
+    // v1 records have no `channel`, v2 records have it: each decoded with its writer's schema.
+    let v: Json = serde_json::from_str(&got_int[0].value).unwrap();
+    assert_eq!(v.get("channel").is_some(), seq_of(&got_int[0]) >= 200);
+
+    // The runner lists both schema versions with their counters, per pipeline.
+    let schemas = catalog.list();
+    let subject = format!("{input}-value");
+    for p in ["avro-int", "avro-text"] {
+        let mine: Vec<_> = schemas.iter().filter(|(n, _)| &**n == p).collect();
+        assert_eq!(mine.len(), 2, "{p}: {schemas:?}");
+        for (_, s) in &mine {
+            assert_eq!(s.name.as_deref(), Some("com.example.cards.Transaction"));
+            assert_eq!(s.decoded, 200, "{p}: schema id {}", s.id);
+            assert_eq!(s.encoded, 0);
+            if let Some(sub) = &s.subject {
+                assert_eq!(sub, &subject);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weir_encodes_avro_that_the_python_deserializer_reads_back() {
+    let broker = Broker::start();
+    let registry = SchemaRegistry::start();
+    let (b, r) = (broker.addr(), registry.url());
+    let (input, output, dlq) = (unique("in"), unique("avro-out"), unique("dlq"));
+    create_topics(&b, &[&input, &output, &dlq], 2).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("transaction.avsc");
+    std::fs::write(&schema, python_avro(&["schema", "--schema", "v2"])).unwrap();
+    let expected = expectations(&python_avro(&[
+        "expected", "--schema", "v2", "--count", "300",
+    ]));
+    // Half the input writes times as integers, half as RFC 3339 text: the encoder takes both.
+    let mut msgs: Vec<Msg> = expected
+        .iter()
+        .map(|(s, (int, text))| {
+            let v = if s % 2 == 0 { int } else { text };
+            Msg::new(format!("k{}", s % 30), v.to_string())
+        })
+        .collect();
+    // One record that does not fit the schema: an enum symbol it does not have.
+    let mut bad = expected[&0].0.clone();
+    bad["seq"] = json!(100_000);
+    bad["currency"] = json!("JPY");
+    let bad_text = bad.to_string();
+    msgs.insert(150, Msg::new("bad", bad_text.clone()));
+    produce(&b, &input, &msgs, &[]).await;
+
+    let yaml = format!(
+        "schema_registry: {{ url: \"{r}\" }}\npipelines:\n  encode:\n    source: {}\n    sinks: [ {} ]\n    dlq: {{ type: kafka, bootstrap_servers: \"{b}\", topic: {dlq} }}\n",
+        kafka_source(&b, &input, &unique("g"), "{ value: json }"),
+        kafka_sink(
+            &b,
+            &output,
+            &format!(
+                "{{ value: {{ type: avro, schema_file: \"{}\" }} }}",
+                schema.display()
+            )
+        ),
+    );
+    let rt = build(&yaml);
+    let catalog = rt.schema_catalog();
+    let (token, handle) = run(rt);
+    let read = dir.path().join("read.jsonl");
+    let (b2, o2, read2) = (b.clone(), output.clone(), read.clone());
+    tokio::task::spawn_blocking(move || {
+        python_avro(&[
+            "consume",
+            "--bootstrap",
+            &b2,
+            "--registry",
+            &r,
+            "--topic",
+            &o2,
+            "--count",
+            "300",
+            "--out",
+            read2.to_str().unwrap(),
+        ])
+    })
+    .await
+    .unwrap();
+    let dead = read_topic(
+        &b,
+        &dlq,
+        2,
+        1,
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+    )
+    .await;
+    stop(token, handle).await;
+
+    let mut seen = BTreeSet::new();
+    for line in std::fs::read_to_string(&read).unwrap().lines() {
+        let g: Json = serde_json::from_str(line).unwrap();
+        let s = g["value"]["seq"].as_u64().unwrap();
+        assert!(seen.insert(s), "seq {s} twice");
+        assert_same_fields(&g["value"], &expected[&s].0, &format!("seq {s}"));
+    }
+    assert_eq!(seen.len(), 300);
+
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let d = &dead[0];
+    assert_eq!(
+        d.value, bad_text,
+        "the dead letter keeps the original bytes"
+    );
+    assert_eq!(d.key.as_deref(), Some("bad"));
+    let msg = &d.headers["__connect.errors.exception.message"];
+    assert!(msg.contains("$.currency") && msg.contains("JPY"), "{msg}");
+    assert_eq!(d.headers["weir.errors.component"], "kafka-0.format");
+
+    let schemas = catalog.list();
+    assert_eq!(schemas.len(), 1, "{schemas:?}");
+    let s = &schemas[0].1;
+    assert_eq!(s.encoded, 300);
+    assert_eq!(
+        s.subject.as_deref(),
+        Some(format!("{output}-value").as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_payloads_go_to_the_dlq_with_headers_and_original_bytes_while_good_records_flow()
+{
+    let broker = Broker::start();
+    let registry = SchemaRegistry::start();
+    let (b, r) = (broker.addr(), registry.url());
+    let (input, output, dlq) = (unique("tx"), unique("out"), unique("dlq"));
+    create_topics(&b, &[&input, &output, &dlq], 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let e = dir.path().join("e.jsonl");
+    let good = |start: &str| {
+        python_avro(&[
+            "produce",
+            "--bootstrap",
+            &b,
+            "--registry",
+            &r,
+            "--topic",
+            &input,
+            "--start",
+            start,
+            "--count",
+            "50",
+            "--expected",
+            e.to_str().unwrap(),
+        ])
+    };
+    good("0");
+    // The registry gave the schema an id; find it in the first record's wire header.
+    let first = read_topic(&b, &input, 1, 1, Duration::ZERO, Duration::from_secs(30)).await;
+    let id = &first[0].raw[1..5];
+    let bad: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", vec![0, 0, 0], "too short"),
+        (
+            "wrong-magic",
+            [&[1u8][..], id, &[2, 4]].concat(),
+            "magic byte",
+        ),
+        (
+            "plain-json",
+            br#"{"seq": 1}"#.to_vec(),
+            "not the Confluent wire format's magic byte",
+        ),
+        (
+            "unknown-id",
+            vec![0, 0, 0, 0x7f, 0xff, 2, 4],
+            "schema id 32767",
+        ),
+        (
+            "bad-datum",
+            [&[0u8][..], id, &[0x80]].concat(),
+            "not valid Avro",
+        ),
+    ];
+    let msgs: Vec<Msg> = bad
+        .iter()
+        .map(|(k, v, _)| Msg {
+            key: Some((*k).to_owned()),
+            value: v.clone(),
+            partition: None,
+            headers: vec![("trace".into(), (*k).to_owned())],
+        })
+        .collect();
+    produce(&b, &input, &msgs, &[]).await;
+    good("50");
+
+    let yaml = format!(
+        "schema_registry: {{ url: \"{r}\" }}\npipelines:\n  decode:\n    source: {}\n    sinks: [ {} ]\n    dlq: {{ type: kafka, bootstrap_servers: \"{b}\", topic: {dlq} }}\n",
+        kafka_source(&b, &input, &unique("g"), "{ value: avro }"),
+        kafka_sink(&b, &output, "{ value: json }"),
+    );
+    let (token, handle) = start(&yaml);
+    let quiet = Duration::from_secs(2);
+    let out = read_topic(&b, &output, 1, 100, quiet, Duration::from_secs(60)).await;
+    let dead = read_topic(&b, &dlq, 1, bad.len(), quiet, Duration::from_secs(30)).await;
+    stop(token, handle).await;
+
+    let seqs: Vec<u64> = out.iter().map(seq_of).collect();
+    assert_eq!(seqs, (0..100).collect::<Vec<_>>(), "good records, in order");
+    assert_eq!(dead.len(), bad.len(), "{dead:#?}");
+    for (d, (key, bytes, reason)) in dead.iter().zip(&bad) {
+        assert_eq!(d.key.as_deref(), Some(*key));
+        assert_eq!(&d.raw, bytes, "{key}: original bytes");
+        let h = &d.headers;
+        assert_eq!(h["trace"], *key, "{key}: its own headers kept");
+        assert_eq!(h["__connect.errors.topic"], input);
+        assert_eq!(h["__connect.errors.partition"], "0");
+        assert!(h["__connect.errors.offset"].parse::<u64>().unwrap() >= 50);
+        assert_eq!(h["__connect.errors.stage"], "transform");
+        assert_eq!(h["weir.errors.component"], "kafka.format");
+        let msg = &h["__connect.errors.exception.message"];
+        assert!(msg.contains(reason), "{key}: {msg}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_registry_holds_records_back_and_skips_none() {
+    let broker = Broker::start();
+    let registry = SchemaRegistry::start();
+    let proxy = FaultProxy::start(registry.port(), false);
+    let (b, r) = (broker.addr(), registry.url());
+    let (input, output, dlq) = (unique("tx"), unique("out"), unique("dlq"));
+    create_topics(&b, &[&input, &output, &dlq], 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let e = dir.path().join("e.jsonl");
+    python_avro(&[
+        "produce",
+        "--bootstrap",
+        &b,
+        "--registry",
+        &r,
+        "--topic",
+        &input,
+        "--count",
+        "100",
+        "--expected",
+        e.to_str().unwrap(),
+    ]);
+
+    // Weir reaches the registry through the proxy, which answers 503 for now.
+    let yaml = format!(
+        "schema_registry: {{ url: \"{}\", timeout: 2s }}\npipelines:\n  decode:\n    source: {}\n    sinks: [ {} ]\n    dlq: {{ type: kafka, bootstrap_servers: \"{b}\", topic: {dlq} }}\n",
+        proxy.url,
+        kafka_source(&b, &input, &unique("g"), "{ value: avro }"),
+        kafka_sink(&b, &output, "{ value: json }"),
+    );
+    let (token, handle) = start(&yaml);
+    let early = read_topic(&b, &output, 2, 1, Duration::ZERO, Duration::from_secs(5)).await;
+    assert!(
+        early.is_empty(),
+        "records passed while the registry was down"
+    );
+    proxy.set_up(true);
+    let quiet = Duration::from_secs(2);
+    let out = read_topic(&b, &output, 2, 100, quiet, Duration::from_secs(60)).await;
+    let dead = read_topic(&b, &dlq, 2, 0, quiet, Duration::from_secs(3)).await;
+    stop(token, handle).await;
+
+    assert!(dead.is_empty(), "nothing is dead-lettered: {dead:?}");
+    let mut seqs: Vec<u64> = out.iter().map(seq_of).collect();
+    // Per partition in order, and every record exactly once.
+    for p in 0..2 {
+        let mut part: Vec<&Got> = out.iter().filter(|g| g.partition == p).collect();
+        part.sort_by_key(|g| g.offset);
+        let mut last: BTreeMap<String, u64> = BTreeMap::new();
+        for g in part {
+            let s = seq_of(g);
+            if let Some(prev) = last.insert(g.key.clone().unwrap(), s) {
+                assert!(prev < s, "key {:?}: {s} after {prev}", g.key);
+            }
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..100).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_is_reached_over_mutual_tls() {
+    let broker = Broker::start();
+    let registry = SchemaRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let tls_port = free_port();
+    let _tunnel = stunnel(dir.path(), tls_port, registry.port(), true);
+    let (b, r) = (broker.addr(), registry.url());
+    let (input, output) = (unique("tx"), unique("out"));
+    create_topics(&b, &[&input, &output], 1).await;
+    let e = dir.path().join("e.jsonl");
+    python_avro(&[
+        "produce",
+        "--bootstrap",
+        &b,
+        "--registry",
+        &r,
+        "--topic",
+        &input,
+        "--count",
+        "20",
+        "--expected",
+        e.to_str().unwrap(),
+    ]);
+    let f = |n: &str| dir.path().join(n).display().to_string();
+    let yaml = format!(
+        "schema_registry:\n  url: \"https://127.0.0.1:{tls_port}\"\n  tls: {{ ca_file: \"{}\", cert_file: \"{}\", key_file: \"{}\" }}\npipelines:\n  decode:\n    source: {}\n    sinks: [ {} ]\n",
+        f("ca.pem"),
+        f("client.pem"),
+        f("client.key"),
+        kafka_source(&b, &input, &unique("g"), "{ value: avro }"),
+        kafka_sink(&b, &output, "{ value: json }"),
+    );
+    let (token, handle) = start(&yaml);
+    let out = read_topic(
+        &b,
+        &output,
+        1,
+        20,
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    )
+    .await;
+    stop(token, handle).await;
+    let expected = read_expectations(&e);
+    assert_eq!(out.len(), 20);
+    for g in &out {
+        let v: Json = serde_json::from_str(&g.value).unwrap();
+        let s = seq_of(g);
+        assert_same_fields(&v, &expected[&s].0, &format!("seq {s}"));
+    }
+}
+
+#[test]
+fn a_registry_client_certificate_rustls_refuses_is_a_located_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    // An X.509 v1 certificate (no extensions), which rustls does not accept.
+    openssl(
+        dir.path(),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "v1.pem",
+        ],
+    );
+    let f = |n: &str| dir.path().join(n).display().to_string();
+    let yaml = format!(
+        "schema_registry:\n  url: \"https://127.0.0.1:9\"\n  tls: {{ ca_file: \"{}\", cert_file: \"{}\", key_file: \"{}\" }}\npipelines:\n  p:\n    source: {{ type: stdin, format: {{ value: avro }} }}\n    sinks: [ {{ type: stdout }} ]\n",
+        f("ca.pem"),
+        f("v1.pem"),
+        f("client.key"),
+    );
+    let registry = weir_runner::builtin_registry().unwrap();
+    let err = match weir_runner::Runtime::from_yaml_str("bad.yaml", &yaml, &registry) {
+        Ok(_) => panic!("a pipeline with an unusable client certificate built"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains(
+            "bad.yaml:2:3: schema_registry: cannot build the HTTPS client from the tls files"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("UnsupportedCertVersion"), "{err}");
+    assert_eq!(
+        err.matches("bad.yaml:").count(),
+        1,
+        "one error, not echoes: {err}"
+    );
+}
