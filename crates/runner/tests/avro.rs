@@ -548,3 +548,139 @@ fn a_registry_client_certificate_rustls_refuses_is_a_located_config_error() {
         "one error, not echoes: {err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fraud_detection_example_alerts_on_exactly_the_anomalies() {
+    let broker = Broker::start();
+    let registry = SchemaRegistry::start();
+    let (b, r) = (broker.addr(), registry.url());
+    create_topics(&b, &["card-transactions"], 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sent = dir.path().join("sent.jsonl");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fraud-detection");
+    let out = std::process::Command::new("python3")
+        .arg(example.join("produce.py"))
+        .args(["--count", "600", "--bootstrap", &b, "--registry", &r])
+        .arg("--echo")
+        .arg(&sent)
+        .output()
+        .expect("python3 is needed for the Avro example test");
+    assert!(
+        out.status.success(),
+        "produce.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A payload some other producer wrote as JSON by mistake.
+    produce(
+        &b,
+        "card-transactions",
+        &[Msg::new("card-x", r#"{"amount": 99999}"#)],
+        &[],
+    )
+    .await;
+
+    let (alerts, dead) = (
+        dir.path().join("alerts.ndjson"),
+        dir.path().join("dlq.ndjson"),
+    );
+    let yaml = std::fs::read_to_string(example.join("pipeline.yaml"))
+        .unwrap()
+        .replace("${KAFKA:-127.0.0.1:9092}", &b)
+        .replace("${SCHEMA_REGISTRY:-http://127.0.0.1:8081}", &r)
+        .replace(
+            "${FRAUD_ALERTS:-target/fraud-alerts.ndjson}",
+            alerts.to_str().unwrap(),
+        )
+        .replace(
+            "${FRAUD_DLQ:-target/fraud-alerts-dlq.ndjson}",
+            dead.to_str().unwrap(),
+        )
+        .replace(
+            "start_from: earliest",
+            &format!("start_from: earliest\n      options:\n        {FAST_GROUP}"),
+        );
+    // What the README promises: large amounts, or card-not-present gambling and crypto.
+    let transactions: Vec<Json> = std::fs::read_to_string(&sent)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let suspicious: BTreeMap<String, &Json> = transactions
+        .iter()
+        .filter(|t| {
+            t["amount"].as_f64().unwrap() >= 3000.0
+                || (t["card_present"] == false
+                    && ["gambling", "crypto"].contains(&t["merchant_category"].as_str().unwrap()))
+        })
+        .map(|t| (t["transaction_id"].as_str().unwrap().to_owned(), t))
+        .collect();
+    assert!(
+        suspicious.len() > 30 && suspicious.len() < 200,
+        "{}",
+        suspicious.len()
+    );
+
+    let (token, handle) = start(&yaml);
+    let lines = |p: &Path| -> Vec<Json> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while (lines(&alerts).len() < suspicious.len() || lines(&dead).is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop(token, handle).await;
+
+    let got = lines(&alerts);
+    assert_eq!(
+        got.len(),
+        suspicious.len(),
+        "one alert per suspicious payment"
+    );
+    for a in &got {
+        let id = a["transaction"].as_str().unwrap();
+        let t = suspicious
+            .get(id)
+            .unwrap_or_else(|| panic!("alert for an ordinary payment: {a}"));
+        assert_eq!(a["alert"], "possible-fraud");
+        assert_eq!(a["card"], t["card_id"]);
+        assert_eq!(a["amount"], t["amount"]);
+        assert_eq!(a["currency"], t["currency"]);
+        assert_eq!(a["merchant_category"], t["merchant_category"]);
+        assert_eq!(a["card_present"], t["card_present"]);
+        assert_eq!(a["country"], t["country"]);
+        assert_eq!(
+            a["at"], t["timestamp"],
+            "timestamp-millis as epoch milliseconds"
+        );
+        assert_eq!(a["pipeline"], "fraud-alerts");
+        assert!(
+            a["source"]
+                .as_str()
+                .unwrap()
+                .starts_with("card-transactions/")
+        );
+    }
+    let dead = lines(&dead);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(
+        dead[0]["value"],
+        json!({"amount": 99999}),
+        "the original payload"
+    );
+    assert_eq!(dead[0]["key"], "card-x");
+    assert!(
+        dead[0]["headers"]["__connect.errors.exception.message"]
+            .as_str()
+            .unwrap()
+            .contains("magic byte"),
+        "{}",
+        dead[0]
+    );
+}

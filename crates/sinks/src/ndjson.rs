@@ -1,4 +1,8 @@
 //! One JSON document per line: the record value as written, or the whole Pipes-shaped envelope.
+//!
+//! A value that is not JSON is never lost or allowed to break the line format: UTF-8 text is
+//! written as a JSON string, other bytes (an Avro payload in a dead letter, say) as base64, under
+//! `value_base64` in an envelope and as a base64 string otherwise.
 
 use weir_core::Record;
 use weir_core::event::{EVENT_FIELDS, meta_field};
@@ -23,27 +27,57 @@ pub fn write_line(record: &Record, envelope: bool, buf: &mut Vec<u8>) {
         if !first {
             buf.push(b',');
         }
+        let start = buf.len();
         buf.extend_from_slice(b"\"value\":");
-        write_value(record, buf);
+        if !write_value(record, buf, true) {
+            buf.truncate(start);
+            buf.extend_from_slice(b"\"value_base64\":");
+            write_base64(record, buf);
+        }
         buf.extend_from_slice(b"}\n");
     } else {
-        write_value(record, buf);
+        if !write_value(record, buf, false) {
+            write_base64(record, buf);
+        }
         buf.push(b'\n');
     }
 }
 
-fn write_value(record: &Record, buf: &mut Vec<u8>) {
+fn write_base64(record: &Record, buf: &mut Vec<u8>) {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(record.value.to_bytes());
+    serde_json::to_writer(&mut *buf, &text).expect("strings serialize");
+}
+
+/// Writes the value as one line of JSON, or of verbatim text when `must_be_json` is false.
+/// Returns false (having written nothing) for bytes that are not UTF-8.
+fn write_value(record: &Record, buf: &mut Vec<u8>, must_be_json: bool) -> bool {
     let start = buf.len();
     record.value.write_to(buf);
-    // A raw value containing a newline (pretty-printed JSON) would break the line format.
-    if buf[start..].contains(&b'\n') {
-        let v = record
-            .value
-            .decoded()
-            .map(|v| v.into_owned())
-            .unwrap_or(serde_json::Value::Null);
-        buf.truncate(start);
-        serde_json::to_writer(&mut *buf, &v).expect("JSON serializes");
+    let written = &buf[start..];
+    let has_newline = written.contains(&b'\n');
+    if !must_be_json && !has_newline {
+        return true; // verbatim, as before: text lines stay text lines
+    }
+    match serde_json::from_slice::<serde_json::Value>(written) {
+        Ok(v) if has_newline => {
+            // Pretty-printed JSON would break the line format: compact it.
+            buf.truncate(start);
+            serde_json::to_writer(&mut *buf, &v).expect("JSON serializes");
+            true
+        }
+        Ok(_) => true,
+        Err(_) => match std::str::from_utf8(written).map(str::to_owned) {
+            Ok(text) => {
+                buf.truncate(start);
+                serde_json::to_writer(&mut *buf, &text).expect("strings serialize");
+                true
+            }
+            Err(_) => {
+                buf.truncate(start);
+                false
+            }
+        },
     }
 }
 
@@ -79,5 +113,33 @@ mod tests {
         let mut buf = Vec::new();
         write_line(&r, false, &mut buf);
         assert_eq!(buf, b"{\"a\":1}\n");
+    }
+
+    #[test]
+    fn values_that_are_not_json_stay_whole_and_the_line_stays_one_line() {
+        let mut buf = Vec::new();
+        // Text with a newline: a JSON string.
+        write_line(&Record::from_bytes(&b"not\njson"[..]), false, &mut buf);
+        assert_eq!(buf, b"\"not\\njson\"\n");
+        // Plain text without a newline is written as it is.
+        buf.clear();
+        write_line(&Record::from_bytes(&b"a line"[..]), false, &mut buf);
+        assert_eq!(buf, b"a line\n");
+        // In an envelope, text becomes a JSON string and binary becomes base64.
+        buf.clear();
+        write_line(&Record::from_bytes(&b"{not json"[..]), true, &mut buf);
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["value"], json!("{not json"));
+        buf.clear();
+        static AVRO: [u8; 8] = [0, 0, 0, 0, 1, 0x80, 0xff, b'\n'];
+        let avro = &AVRO;
+        write_line(&Record::from_bytes(&avro[..]), true, &mut buf);
+        assert_eq!(buf.iter().filter(|b| **b == b'\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["value_base64"], json!("AAAAAAGA/wo="));
+        assert!(v.get("value").is_none());
+        buf.clear();
+        write_line(&Record::from_bytes(&avro[..]), false, &mut buf);
+        assert_eq!(buf, b"\"AAAAAAGA/wo=\"\n");
     }
 }
