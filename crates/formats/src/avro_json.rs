@@ -34,6 +34,8 @@ pub struct Compiled {
     /// The schema.
     pub schema: Schema,
     names: Names,
+    /// `big-decimal` somewhere: decode through apache-avro's values (see `binary`).
+    has_big_decimal: bool,
 }
 
 impl Compiled {
@@ -45,7 +47,14 @@ impl Compiled {
             .iter()
             .map(|(k, v)| (k.clone(), (*v).clone()))
             .collect::<HashMap<_, _>>();
-        Ok(Compiled { schema, names })
+        let has_big_decimal = std::iter::once(&schema)
+            .chain(names.values())
+            .any(contains_big_decimal);
+        Ok(Compiled {
+            schema,
+            names,
+            has_big_decimal,
+        })
     }
 
     /// The full name of the top-level named type (record, enum, fixed), if it is one.
@@ -419,6 +428,18 @@ impl Compiled {
     }
 }
 
+/// True when `s` uses `big-decimal` outside named types (those are checked on their own).
+fn contains_big_decimal(s: &Schema) -> bool {
+    match s {
+        Schema::BigDecimal => true,
+        Schema::Array(a) => contains_big_decimal(&a.items),
+        Schema::Map(m) => contains_big_decimal(&m.types),
+        Schema::Union(u) => u.variants().iter().any(contains_big_decimal),
+        Schema::Record(r) => r.fields.iter().any(|f| contains_big_decimal(&f.schema)),
+        _ => false,
+    }
+}
+
 fn is_utc(v: &Value) -> bool {
     matches!(
         v,
@@ -718,5 +739,6 @@ fn parse_timestamp(t: &str) -> Option<i128> {
     )
 }
 
+mod binary;
 #[cfg(test)]
 mod tests;

@@ -122,8 +122,13 @@ impl SourceConverter {
         let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
         let schema = registry.by_id(id).await?;
         let mut data = &bytes[5..];
-        #[allow(deprecated)] // GenericDatumReader is not in 0.22's stable API yet
-        let value = apache_avro::from_avro_datum(&schema.compiled().schema, &mut data, None)
+        let style = crate::avro_json::ReadStyle {
+            unions: spec.unions,
+            times: spec.timestamps,
+        };
+        let json = schema
+            .compiled()
+            .decode_to_json(&mut data, style)
             .map_err(|e| {
                 FormatError::Payload(format!(
                     "the {what} is not valid Avro for schema id {id}: {e}"
@@ -135,14 +140,6 @@ impl SourceConverter {
                 data.len()
             )));
         }
-        let style = crate::avro_json::ReadStyle {
-            unions: spec.unions,
-            times: spec.timestamps,
-        };
-        let json = schema
-            .compiled()
-            .to_json(&value, style)
-            .map_err(|e| FormatError::Payload(format!("the {what} (schema id {id}): {e}")))?;
         schema.count_decode();
         Ok(json)
     }

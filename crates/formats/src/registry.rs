@@ -165,6 +165,17 @@ impl Registry {
         Ok(Resolved { entry, id })
     }
 
+    /// Adds a schema the caller already holds under its registry id (a pinned schema, a
+    /// benchmark): messages with that id then decode without asking the registry.
+    pub fn preload(
+        &self,
+        id: u32,
+        schema: &apache_avro::Schema,
+        subject: Option<String>,
+    ) -> Result<(), FormatError> {
+        self.remember(id, schema, subject).map(|_| ())
+    }
+
     /// The writer's schema of a message by its id.
     pub async fn by_id(&self, id: u32) -> Result<Resolved, FormatError> {
         if let Some(entry) = self.known(id) {

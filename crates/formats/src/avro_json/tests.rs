@@ -2,6 +2,7 @@
 //! calendar and decimal figures, and the Avro specification for the JSON shapes.
 
 use apache_avro::Schema;
+use proptest::prelude::*;
 use serde_json::json;
 use weir_core::config::format::{TimeStyle, UnionStyle};
 
@@ -131,4 +132,129 @@ fn calendar_figures_match_pythons_datetime() {
         parse_timestamp("2026-11-23T13:30:00.250+01:00"),
         Some(1_795_437_000_250_000_000)
     );
+}
+
+const RICH: &str = r#"{
+  "type": "record", "name": "Rich", "namespace": "t",
+  "fields": [
+    {"name": "i", "type": "int"},
+    {"name": "l", "type": "long"},
+    {"name": "f", "type": "float"},
+    {"name": "d", "type": "double"},
+    {"name": "b", "type": "boolean"},
+    {"name": "s", "type": "string"},
+    {"name": "by", "type": "bytes"},
+    {"name": "fx", "type": {"type": "fixed", "name": "Four", "size": 4}},
+    {"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["A", "B", "C"]}},
+    {"name": "u", "type": ["null", "string", "long",
+      {"type": "record", "name": "Inner", "fields": [
+        {"name": "x", "type": "int"}, {"name": "y", "type": ["null", "double"]}]}]},
+    {"name": "arr", "type": {"type": "array", "items": {"type": "map", "values": "long"}}},
+    {"name": "dec", "type": {"type": "fixed", "name": "Dec", "size": 8, "logicalType": "decimal", "precision": 18, "scale": 3}},
+    {"name": "date", "type": {"type": "int", "logicalType": "date"}},
+    {"name": "tm", "type": {"type": "int", "logicalType": "time-millis"}},
+    {"name": "tus", "type": {"type": "long", "logicalType": "time-micros"}},
+    {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+    {"name": "lts", "type": {"type": "long", "logicalType": "local-timestamp-millis"}},
+    {"name": "uid", "type": {"type": "string", "logicalType": "uuid"}},
+    {"name": "again", "type": ["null", "Inner"]}
+  ]
+}"#;
+
+fn styles() -> [ReadStyle; 4] {
+    let s = |unions, times| ReadStyle { unions, times };
+    [
+        s(UnionStyle::Plain, TimeStyle::Integer),
+        s(UnionStyle::Tagged, TimeStyle::Integer),
+        s(UnionStyle::Plain, TimeStyle::Rfc3339),
+        s(UnionStyle::Tagged, TimeStyle::Rfc3339),
+    ]
+}
+
+/// The one-pass decoder against apache-avro's decoder followed by `to_json`, on the same bytes.
+fn assert_both_decoders_agree(c: &Compiled, bytes: &[u8]) {
+    for style in styles() {
+        #[allow(deprecated)]
+        let generic = apache_avro::from_avro_datum(&c.schema, &mut &bytes[..], None)
+            .map_err(|e| e.to_string())
+            .and_then(|v| c.to_json(&v, style));
+        let mut rest = bytes;
+        let direct = c.decode_to_json(&mut rest, style);
+        match (&generic, &direct) {
+            (Ok(g), Ok(d)) => assert_eq!(g, d, "{style:?}"),
+            (Err(_), Err(_)) => {}
+            // On bytes that are not a valid datum the two may disagree on *whether* to fail
+            // (apache-avro is laxer in places); on valid data they must agree exactly.
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn the_one_pass_decoder_matches_decode_then_convert() {
+    let c = compiled();
+    let v = c.from_json(&sample()).unwrap();
+    #[allow(deprecated)]
+    let bytes = apache_avro::to_avro_datum(&c.schema, v).unwrap();
+    assert_both_decoders_agree(&c, &bytes);
+    let mut rest = &bytes[..];
+    assert_eq!(
+        c.decode_to_json(&mut rest, ReadStyle::default()).unwrap(),
+        sample()
+    );
+    assert!(rest.is_empty());
+}
+
+fn rich_value() -> impl Strategy<Value = serde_json::Value> {
+    let inner =
+        (any::<i32>(), prop::option::of(-1e9f64..1e9)).prop_map(|(x, y)| json!({"x": x, "y": y}));
+    let union = prop_oneof![
+        Just(serde_json::Value::Null),
+        "[a-zé ]{0,8}".prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        inner.clone(),
+    ];
+    let arr = prop::collection::vec(
+        prop::collection::btree_map("[a-z]{1,3}", any::<i64>(), 0..3),
+        0..3,
+    );
+    (
+        (any::<i32>(), any::<i64>(), any::<f32>(), any::<f64>(), any::<bool>()),
+        ("\\PC{0,12}", prop::collection::vec(any::<u8>(), 0..6), any::<[u8; 4]>(), 0..3usize),
+        (union, arr, -999_999_999_999i64..999_999_999_999, any::<i32>()),
+        (0..86_400_000i32, 0..86_400_000_000i64, any::<i64>(), -10_000_000_000_000i64..10_000_000_000_000),
+        (any::<u128>(), prop::option::of(inner)),
+    )
+        .prop_map(|((i, l, f, d, b), (s, by, fx, e), (u, arr, dec, date), (tm, tus, ts, lts), (uid, again))| {
+            json!({
+                "i": i, "l": l, "f": if f.is_finite() { json!(f) } else { json!("NaN") },
+                "d": if d.is_finite() { json!(d) } else { json!("-Infinity") }, "b": b,
+                "s": s, "by": B64.encode(by), "fx": B64.encode(fx), "e": (["A", "B", "C"][e]),
+                "u": u, "arr": arr,
+                "dec": format!("{}{}.{:03}", if dec < 0 { "-" } else { "" }, dec.abs() / 1000, dec.abs() % 1000),
+                "date": date, "tm": tm, "tus": tus, "ts": ts, "lts": lts,
+                "uid": apache_avro::Uuid::from_u128(uid).to_string(), "again": again,
+            })
+        })
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_one_pass_decoder_agrees_on_random_values(v in rich_value()) {
+        let c = Compiled::new(Schema::parse_str(RICH).unwrap()).unwrap();
+        let value = c.from_json(&v).unwrap();
+        #[allow(deprecated)]
+        let bytes = apache_avro::to_avro_datum(&c.schema, value).unwrap();
+        assert_both_decoders_agree(&c, &bytes);
+        // And every valid datum decodes.
+        let mut rest = &bytes[..];
+        c.decode_to_json(&mut rest, ReadStyle::default()).unwrap();
+        proptest::prop_assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn the_one_pass_decoder_never_panics_on_garbage(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let c = Compiled::new(Schema::parse_str(RICH).unwrap()).unwrap();
+        assert_both_decoders_agree(&c, &bytes);
+    }
 }
