@@ -5,6 +5,7 @@ use serde_json::{Map, Value as Json, json};
 use weir_core::Registry;
 use weir_core::config::{
     BatchOptions, ErrorBudget, OnError, PipelineSettings, RetryOptions, StageOptions,
+    format::{Formats, SchemaRegistryConfig},
 };
 use weir_core::registry::{PluginEntry, PluginKind};
 
@@ -172,7 +173,9 @@ pub fn reference_markdown(registry: &Registry) -> String {
         "| `max_in_flight` | sinks, dlq | concurrent writes; default: the sink's own, {} (keeps order) unless its page says otherwise (`kafka`: 4, order kept) |\n",
         stage.max_in_flight.unwrap_or(1)
     ));
-    s.push_str("| `on_error` | transforms, sinks | `dlq` \\| `drop` \\| `stop` (\\| `keep` for transforms); default `dlq` with a pipeline `dlq`, else `stop` |\n\n");
+    s.push_str("| `on_error` | transforms, sinks | `dlq` \\| `drop` \\| `stop` (\\| `keep` for transforms); default `dlq` with a pipeline `dlq`, else `stop` |\n");
+    s.push_str("| `format` | sources, sinks | key and value converters, `{ key: ..., value: ... }`, each `json` \\| `avro` \\| `string` \\| `bytes` or a mapping with options; default key `string`, value `json` ([formats](connectors/formats.md)) |\n\n");
+    s.push_str("`schema_registry:` (at the top of a file for every pipeline in it, or in a pipeline) is the Confluent-compatible Schema Registry `avro` formats use: `url` (one, or a list for failover), `basic_auth: { username, password }`, `bearer_token`, `tls: { ca_file, cert_file, key_file }`, `timeout` (10s). See [formats](connectors/formats.md).\n\n");
     for kind in [PluginKind::Source, PluginKind::Transform, PluginKind::Sink] {
         s.push_str(&format!("## {}s\n\n", capitalize(kind.noun())));
         for e in registry.entries().filter(|e| e.kind == kind) {
@@ -225,6 +228,22 @@ fn schema_of<T: schemars::JsonSchema>() -> Json {
 /// The JSON Schema of the pipeline file format, with each plugin's options, for editors.
 pub fn pipeline_schema(registry: &Registry) -> Json {
     let mut defs = Map::new();
+    // Schemas with named parts of their own: their `$defs` join the document's.
+    let mut inline = |mut s: Json| -> Json {
+        if let Some(d) = s
+            .as_object_mut()
+            .and_then(|o| o.remove("$defs"))
+            .and_then(|d| d.as_object().cloned())
+        {
+            defs.extend(d);
+        }
+        if let Some(o) = s.as_object_mut() {
+            o.remove("$schema");
+        }
+        s
+    };
+    let format = inline(schema_of::<Formats>());
+    let schema_registry = inline(schema_of::<SchemaRegistryConfig>());
     let mut component = |kind: PluginKind, runner: &[(&str, Json)]| -> Json {
         let variants: Vec<Json> = registry
             .entries()
@@ -276,11 +295,15 @@ pub fn pipeline_schema(registry: &Registry) -> Json {
             ("retry", retry.clone()),
         ],
     );
-    let source = component(PluginKind::Source, &[("name", name.clone())]);
+    let source = component(
+        PluginKind::Source,
+        &[("name", name.clone()), ("format", format.clone())],
+    );
     let sink = component(
         PluginKind::Sink,
         &[
             ("name", name),
+            ("format", format),
             ("on_error", on_error),
             ("retry", retry),
             ("batch", batch),
@@ -299,7 +322,7 @@ pub fn pipeline_schema(registry: &Registry) -> Json {
         "type": "object",
         "additionalProperties": false,
         "required": ["pipelines"],
-        "properties": {"pipelines": {"type": "object", "additionalProperties": {
+        "properties": {"schema_registry": schema_registry.clone(), "pipelines": {"type": "object", "additionalProperties": {
             "type": "object",
             "additionalProperties": false,
             "required": ["source", "sinks"],
@@ -310,6 +333,7 @@ pub fn pipeline_schema(registry: &Registry) -> Json {
                 "dlq": {"$ref": "#/$defs/Sink"},
                 "error_budget": schema_of::<ErrorBudget>(),
                 "settings": schema_of::<PipelineSettings>(),
+                "schema_registry": schema_registry,
             }
         }}},
         "$defs": defs,

@@ -684,3 +684,47 @@ async fn the_fraud_detection_example_alerts_on_exactly_the_anomalies() {
         dead[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_registry_url_takes_over_from_a_failing_first() {
+    let broker = Broker::start();
+    let registry = SchemaRegistry::start();
+    let down = FaultProxy::start(registry.port(), false);
+    let (b, r) = (broker.addr(), registry.url());
+    let (input, output) = (unique("tx"), unique("out"));
+    create_topics(&b, &[&input, &output], 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let e = dir.path().join("e.jsonl");
+    python_avro(&[
+        "produce",
+        "--bootstrap",
+        &b,
+        "--registry",
+        &r,
+        "--topic",
+        &input,
+        "--count",
+        "10",
+        "--expected",
+        e.to_str().unwrap(),
+    ]);
+    let yaml = format!(
+        "schema_registry: {{ url: [\"{}\", \"{r}\"] }}\npipelines:\n  decode:\n    source: {}\n    sinks: [ {} ]\n",
+        down.url,
+        kafka_source(&b, &input, &unique("g"), "{ value: avro }"),
+        kafka_sink(&b, &output, "{ value: json }"),
+    );
+    let (token, handle) = start(&yaml);
+    let out = read_topic(
+        &b,
+        &output,
+        1,
+        10,
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+    )
+    .await;
+    stop(token, handle).await;
+    let seqs: Vec<u64> = out.iter().map(seq_of).collect();
+    assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+}

@@ -296,6 +296,18 @@ fn schema_is_json_schema_with_every_plugin() {
         .collect();
     assert_eq!(types, vec!["file", "generator", "kafka", "stdin"]);
     assert!(schema["$defs"]["Sink"]["oneOf"].as_array().unwrap().len() >= 5);
+    // Converters on sources and sinks, the registry at the top and per pipeline.
+    assert!(sources[0]["properties"]["format"].is_object());
+    assert!(schema["$defs"]["Sink"]["oneOf"][0]["properties"]["format"].is_object());
+    assert!(
+        schema["$defs"]["FormatKind"].is_object(),
+        "its parts are defined"
+    );
+    assert!(schema["properties"]["schema_registry"].is_object());
+    assert!(
+        schema["properties"]["pipelines"]["additionalProperties"]["properties"]["schema_registry"]
+            .is_object()
+    );
 }
 
 #[test]
