@@ -5,6 +5,7 @@
 #
 #   scripts/bench-kafka.sh                      # 1,000,000 records of 300 bytes
 #   BENCH_RECORDS=200000 BENCH_ROUNDS=5 scripts/bench-kafka.sh   # rounds: relay and Weir alternate
+#   WEIR_THREADS=1 scripts/bench-kafka.sh       # `weir run --threads 1`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_RECORDS:-1000000}
@@ -91,7 +92,8 @@ printf '%-6s %5s %12s %16s %14s\n' "" round "records/s" "cpu s/M records" "peak 
 for r in $(seq 1 "$ROUNDS"); do
     weir_config "$r" >"$WORK/weir-$r.yaml"
     run relay out-relay-$r "$TOOL" relay "$B" input out-relay-$r bench-relay-$r "$N" >>"$WORK/results"
-    run weir out-weir-$r "$WEIR" run --log "${BENCH_WEIR_LOG:-info}" "$WORK/weir-$r.yaml" >>"$WORK/results"
+    run weir out-weir-$r "$WEIR" run --log "${BENCH_WEIR_LOG:-info}" ${WEIR_THREADS:+--threads "$WEIR_THREADS"} \
+        "$WORK/weir-$r.yaml" >>"$WORK/results"
     tail -n 2 "$WORK/results" | while read -r name rate cpu rss; do
         printf '%-6s %5s %12s %16s %14s\n' "$name" "$r" "$rate" "$cpu" "$rss"
     done

@@ -207,8 +207,9 @@ impl Registry {
         self.remember(s.id, &s.parsed, subject)
     }
 
-    /// Registry errors: unavailable (5xx, 429, timeouts, connection) → retriable, and not cached;
-    /// anything else (unknown id, rejected schema) → not retriable.
+    /// Registry errors: unavailable (5xx, 429, 408, timeouts, connection) and refused
+    /// credentials (401, 403) → retriable, and not cached; anything else (unknown id, rejected
+    /// schema) → not retriable.
     fn classify(&self, e: SRCError, what: &str) -> FormatError {
         let text = match &e.cause {
             Some(c) => format!("{}: {c}", e.error),
@@ -225,6 +226,16 @@ impl Registry {
             ]
             .iter()
             .any(|s| text.contains(s));
+        // Refused credentials are the operator's to fix (or a rotation in progress): the
+        // records wait, as for an outage, instead of all going to the dead-letter queue.
+        if text.contains("status 401") || text.contains("status 403") {
+            self.decoder.remove_errors_from_cache();
+            self.encoder.remove_errors_from_cache();
+            return FormatError::Unavailable(format!(
+                "schema registry {} refused the credentials for {what} (check schema_registry.basic_auth or bearer_token): {text}",
+                self.urls
+            ));
+        }
         if unavailable {
             self.decoder.remove_errors_from_cache();
             self.encoder.remove_errors_from_cache();

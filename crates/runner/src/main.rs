@@ -35,6 +35,10 @@ enum Command {
     Run {
         /// A pipeline file, or a directory of *.yaml / *.yml files.
         path: PathBuf,
+        /// Worker threads for Weir's own work (default: one per core). librdkafka runs its
+        /// own threads besides; on a small machine shared with a broker, fewer can be faster.
+        #[arg(long, env = "WEIR_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
     },
     /// Check pipeline files without connecting to anything; exit status 2 on errors.
     Validate {
@@ -118,7 +122,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Run { path } => {
+        Command::Run { path, threads } => {
             let rt = match Runtime::from_path(&path, &registry) {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -126,7 +130,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_CONFIG));
                 }
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = threads {
+                builder.worker_threads(usize::from(n));
+            }
+            let runtime = builder
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;

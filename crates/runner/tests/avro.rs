@@ -728,3 +728,84 @@ async fn a_second_registry_url_takes_over_from_a_failing_first() {
     let seqs: Vec<u64> = out.iter().map(seq_of).collect();
     assert_eq!(seqs, (0..10).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_credentials_are_sent_and_a_refusal_holds_records_back() {
+    use base64::Engine as _;
+    let broker = Broker::start();
+    let registry = SchemaRegistry::start();
+    let (b, r) = (broker.addr(), registry.url());
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("weir-key:s3cret")
+    );
+    let gate = AuthGate::start(registry.port(), &expected);
+    let (input, output, dlq) = (unique("tx"), unique("out"), unique("dlq"));
+    create_topics(&b, &[&input, &output, &dlq], 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let e = dir.path().join("e.jsonl");
+    python_avro(&[
+        "produce",
+        "--bootstrap",
+        &b,
+        "--registry",
+        &r,
+        "--topic",
+        &input,
+        "--count",
+        "10",
+        "--expected",
+        e.to_str().unwrap(),
+    ]);
+    // The password comes from a secret file; first a wrong one.
+    let secret = dir.path().join("sr-password");
+    std::fs::write(&secret, "wrong\n").unwrap();
+    let yaml = format!(
+        "schema_registry:\n  url: \"{}\"\n  basic_auth: {{ username: weir-key, password: \"file:{}\" }}\npipelines:\n  decode:\n    source: {}\n    sinks: [ {} ]\n    dlq: {{ type: kafka, bootstrap_servers: \"{b}\", topic: {dlq} }}\n",
+        gate.url,
+        secret.display(),
+        kafka_source(&b, &input, &unique("g"), "{ value: avro }"),
+        kafka_sink(&b, &output, "{ value: json }"),
+    );
+    // Records waiting on the registry are abandoned uncommitted when the stop's deadline passes.
+    let impatient = yaml.replace(
+        "    dlq:",
+        "    settings: { shutdown_timeout: 2s }\n    dlq:",
+    );
+    let token = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(build(&impatient).run(token.clone()));
+    let quiet = Duration::from_secs(1);
+    let early = read_topic(&b, &output, 1, 1, Duration::ZERO, Duration::from_secs(4)).await;
+    let dead = read_topic(&b, &dlq, 1, 0, quiet, Duration::from_secs(2)).await;
+    token.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("stops within its deadline")
+        .unwrap();
+    let err = stopped
+        .expect_err("records that could not be decoded were abandoned")
+        .to_string();
+    assert!(err.contains("abandoned uncommitted"), "{err}");
+    assert!(
+        early.is_empty() && dead.is_empty(),
+        "refused credentials must hold records back, not pass or dead-letter them"
+    );
+    let refused = gate.seen.lock().unwrap().clone();
+    assert!(!refused.is_empty(), "the registry was asked");
+    assert!(refused.iter().all(|a| {
+        a.as_deref()
+            .is_some_and(|a| a.starts_with("Basic ") && a != expected)
+    }));
+
+    // With the right secret (a restart, as after rotating it) every record flows.
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let (token, handle) = start(&yaml);
+    let out = read_topic(&b, &output, 1, 10, quiet, Duration::from_secs(30)).await;
+    stop(token, handle).await;
+    let seqs: Vec<u64> = out.iter().map(seq_of).collect();
+    assert_eq!(seqs, (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        gate.seen.lock().unwrap().last().unwrap().as_deref(),
+        Some(expected.as_str())
+    );
+}

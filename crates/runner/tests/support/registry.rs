@@ -170,3 +170,94 @@ pub fn python_avro(args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A front for a registry that demands an `Authorization` header, as a Confluent Cloud registry
+/// does: requests with the expected value are passed to the registry (one request per
+/// connection), others get `401` with the Confluent error body. Every header seen is recorded.
+pub struct AuthGate {
+    pub url: String,
+    pub seen: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl AuthGate {
+    pub fn start(backend_port: u16, expected: &str) -> AuthGate {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let (s, expected) = (seen.clone(), expected.to_owned());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let (s, expected) = (s.clone(), expected.clone());
+                std::thread::spawn(move || gate_one(client, backend_port, &expected, &s));
+            }
+        });
+        AuthGate { url, seen }
+    }
+}
+
+fn gate_one(
+    mut client: TcpStream,
+    backend_port: u16,
+    expected: &str,
+    seen: &Mutex<Vec<Option<String>>>,
+) {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    };
+    let length: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let auth = header("authorization");
+    seen.lock().unwrap().push(auth.clone());
+    if auth.as_deref() != Some(expected) {
+        let body = r#"{"error_code":40101,"message":"Unauthorized"}"#;
+        let _ = client.write_all(
+            format!(
+                "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/vnd.schemaregistry.v1+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        return;
+    }
+    // Forward with `connection: close`, so the registry's answer ends with its connection.
+    let mut forwarded: String = head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.is_empty())
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    forwarded.push_str("connection: close\r\n\r\n");
+    let Ok(mut backend) = TcpStream::connect(("127.0.0.1", backend_port)) else {
+        return;
+    };
+    let _ = backend.write_all(forwarded.as_bytes());
+    let _ = backend.write_all(&buf[head_end..head_end + length]);
+    let mut answer = Vec::new();
+    let _ = backend.read_to_end(&mut answer);
+    let _ = client.write_all(&answer);
+}
