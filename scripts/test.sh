@@ -71,6 +71,8 @@ rm -rf "$SMOKE"
 step "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The runner without its optional connectors and formats (the fuzz target builds it so) compiles too.
+cargo check --locked -q -p weir-runner --no-default-features
 
 step "tests"
 RESULTS=$CACHE/test-output.txt

@@ -252,6 +252,7 @@ impl SinkConverter {
             FormatError::Config(m) => FormatError::Config(format!("{side}: {m}")),
             other => other,
         };
+        #[cfg(feature = "avro")]
         let schemas = [
             supplied(&key, true, &topic).map_err(|e| side("key", e))?,
             supplied(&value, false, &topic).map_err(|e| side("value", e))?,

@@ -19,8 +19,9 @@ use crate::avro_json::Compiled;
 pub struct SchemaInfo {
     /// Registry id.
     pub id: u32,
-    /// Subject, when known (schemas looked up by subject, or returned with one).
-    pub subject: Option<String>,
+    /// The subjects it was found under (a schema looked up by subject, or returned with one);
+    /// one schema can sit under several subjects with the same id.
+    pub subjects: Vec<String>,
     /// Full name of the top-level named type.
     pub name: Option<String>,
     /// Values decoded with this schema.
@@ -31,7 +32,7 @@ pub struct SchemaInfo {
 
 struct Entry {
     compiled: Arc<Compiled>,
-    subject: Option<String>,
+    subjects: Mutex<std::collections::BTreeSet<String>>,
     decoded: AtomicU64,
     encoded: AtomicU64,
 }
@@ -125,7 +126,13 @@ impl Registry {
         map.iter()
             .map(|(id, e)| SchemaInfo {
                 id: *id,
-                subject: e.subject.clone(),
+                subjects: e
+                    .subjects
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned()
+                    .collect(),
                 name: e.compiled.name(),
                 decoded: e.decoded.load(Ordering::Relaxed),
                 encoded: e.encoded.load(Ordering::Relaxed),
@@ -149,6 +156,12 @@ impl Registry {
     ) -> Result<Resolved, FormatError> {
         let mut map = self.schemas.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = map.get(&id) {
+            if let Some(s) = subject {
+                e.subjects
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(s);
+            }
             return Ok(Resolved {
                 entry: e.clone(),
                 id,
@@ -157,7 +170,7 @@ impl Registry {
         let compiled = Compiled::new(schema.clone()).map_err(FormatError::Schema)?;
         let entry = Arc::new(Entry {
             compiled: Arc::new(compiled),
-            subject,
+            subjects: Mutex::new(subject.into_iter().collect()),
             decoded: AtomicU64::new(0),
             encoded: AtomicU64::new(0),
         });

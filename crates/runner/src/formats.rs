@@ -111,7 +111,7 @@ pub struct SchemaCatalog(pub(crate) Vec<(Arc<str>, Arc<Registry>)>);
 
 #[cfg(feature = "avro")]
 impl SchemaCatalog {
-    /// Every schema used so far: (pipeline, id, subject, name, decode and encode counts).
+    /// Every schema used so far: (pipeline, id, subjects, name, decode and encode counts).
     pub fn list(&self) -> Vec<(Arc<str>, SchemaInfo)> {
         self.0
             .iter()

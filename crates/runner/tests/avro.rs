@@ -178,9 +178,7 @@ async fn python_avro_is_decoded_filtered_on_fields_and_matches_field_by_field() 
             assert_eq!(s.name.as_deref(), Some("com.example.cards.Transaction"));
             assert_eq!(s.decoded, 200, "{p}: schema id {}", s.id);
             assert_eq!(s.encoded, 0);
-            if let Some(sub) = &s.subject {
-                assert_eq!(sub, &subject);
-            }
+            assert!(s.subjects.iter().all(|sub| sub == &subject), "{s:?}");
         }
     }
 }
@@ -284,10 +282,7 @@ async fn weir_encodes_avro_that_the_python_deserializer_reads_back() {
     assert_eq!(schemas.len(), 1, "{schemas:?}");
     let s = &schemas[0].1;
     assert_eq!(s.encoded, 300);
-    assert_eq!(
-        s.subject.as_deref(),
-        Some(format!("{output}-value").as_str())
-    );
+    assert_eq!(s.subjects, vec![format!("{output}-value")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -808,4 +803,85 @@ async fn registry_credentials_are_sent_and_a_refusal_holds_records_back() {
         gate.seen.lock().unwrap().last().unwrap().as_deref(),
         Some(expected.as_str())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subject_strategy_and_use_latest_write_what_python_reads() {
+    let broker = Broker::start();
+    let registry = SchemaRegistry::start();
+    let (b, r) = (broker.addr(), registry.url());
+    let input = unique("in");
+    let (by_record, by_topic_record, latest) = (unique("rec"), unique("toprec"), unique("latest"));
+    create_topics(&b, &[&input, &by_record, &by_topic_record, &latest], 1).await;
+    let schema = python_avro(&["schema", "--schema", "v1"]);
+    // An operator registered the subject's schema beforehand; `use_latest` writes with it.
+    registry.register(&format!("{latest}-value"), &schema);
+    let expected = expectations(&python_avro(&["expected", "--count", "20"]));
+    let msgs: Vec<Msg> = expected
+        .values()
+        .map(|(int, _)| Msg::new("k", int.to_string()))
+        .collect();
+    produce(&b, &input, &msgs, &[]).await;
+    let inline = serde_json::to_string(&schema.trim()).unwrap();
+    let sink = |topic: &str, side: String| kafka_sink(&b, topic, &format!("{{ value: {side} }}"));
+    let yaml = format!(
+        "schema_registry: {{ url: \"{r}\" }}\npipelines:\n  encode:\n    source: {}\n    sinks:\n      - {}\n      - {}\n      - {}\n",
+        kafka_source(&b, &input, &unique("g"), "{ value: json }"),
+        sink(
+            &by_record,
+            format!("{{ type: avro, schema: {inline}, subject_strategy: record }}")
+        ),
+        sink(
+            &by_topic_record,
+            format!("{{ type: avro, schema: {inline}, subject_strategy: topic_record }}")
+        ),
+        sink(&latest, "{ type: avro, use_latest: true }".into()),
+    );
+    let rt = build(&yaml);
+    let catalog = rt.schema_catalog();
+    let (token, handle) = run(rt);
+    let dir = tempfile::tempdir().unwrap();
+    for topic in [&by_record, &by_topic_record, &latest] {
+        let out = dir.path().join(format!("{topic}.jsonl"));
+        let (b2, r2, t2, o2) = (b.clone(), r.clone(), topic.clone(), out.clone());
+        tokio::task::spawn_blocking(move || {
+            python_avro(&[
+                "consume",
+                "--bootstrap",
+                &b2,
+                "--registry",
+                &r2,
+                "--topic",
+                &t2,
+                "--count",
+                "20",
+                "--out",
+                o2.to_str().unwrap(),
+            ])
+        })
+        .await
+        .unwrap();
+        let lines = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(lines.lines().count(), 20, "{topic}");
+        for line in lines.lines() {
+            let g: Json = serde_json::from_str(line).unwrap();
+            let s = g["value"]["seq"].as_u64().unwrap();
+            assert_same_fields(&g["value"], &expected[&s].0, &format!("{topic} seq {s}"));
+        }
+    }
+    stop(token, handle).await;
+    let subjects: BTreeSet<String> = catalog
+        .list()
+        .into_iter()
+        .flat_map(|(_, s)| s.subjects)
+        .collect();
+    let name = "com.example.cards.Transaction";
+    for want in [
+        name.to_owned(),
+        format!("{by_topic_record}-{name}"),
+        format!("{latest}-value"),
+    ] {
+        assert!(subjects.contains(&want), "{want} not in {subjects:?}");
+        assert!(registry.subjects().contains(&want), "{want} not registered");
+    }
 }

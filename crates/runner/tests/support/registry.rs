@@ -68,6 +68,35 @@ impl SchemaRegistry {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    /// Registers an Avro schema under `subject` through the REST API; returns its id.
+    pub fn register(&self, subject: &str, schema: &str) -> u32 {
+        let body = serde_json::json!({ "schema": schema }).to_string();
+        let answer = http(
+            self.port,
+            &format!(
+                "POST /subjects/{subject}/versions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/vnd.schemaregistry.v1+json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "register {subject}: {answer}"
+        );
+        let json = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v["id"].as_u64().unwrap() as u32
+    }
+
+    /// The registered subjects (`GET /subjects`).
+    pub fn subjects(&self) -> Vec<String> {
+        let answer = http(
+            self.port,
+            "GET /subjects HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n",
+        );
+        let json = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("GET /subjects ({e}): {answer}"))
+    }
 }
 
 impl Drop for SchemaRegistry {
@@ -77,13 +106,33 @@ impl Drop for SchemaRegistry {
     }
 }
 
-/// One raw HTTP/1.1 exchange with a test server; returns the whole answer.
+/// One raw HTTP/1.1 exchange with a test server; returns the status line, the headers and the
+/// body (a chunked body put back together).
 fn http(port: u16, request: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
-    answer
+    let Some((head, body)) = answer.split_once("\r\n\r\n") else {
+        return answer;
+    };
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return answer;
+    }
+    let mut joined = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        joined.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    format!("{head}\r\n\r\n{joined}")
 }
 
 /// A TCP proxy in front of a server that can be switched "down": every open connection is cut
