@@ -39,6 +39,9 @@ pub struct BuildContext {
     pub pipeline: Arc<str>,
     /// Component name.
     pub component: Arc<str>,
+    /// The component's runner options (batching, retries, `max_in_flight`), for plugins whose
+    /// own limits follow them (the `http` sink's concurrent requests).
+    pub options: crate::config::StageOptions,
 }
 
 /// A plugin's config is valid YAML but cannot be built (bad pattern, program or template).
@@ -292,6 +295,7 @@ impl Registry {
         let cx = BuildContext {
             pipeline: pipeline.clone(),
             component: Arc::from(spec.name.as_str()),
+            options: spec.options,
         };
         (entry.build)(spec, &cx).map_err(|e| match e {
             ComponentError::Options(d) => file.error(

@@ -1,6 +1,9 @@
-//! Weir's built-in sinks: `stdout`, `log`, `file`, `null` and (feature `kafka`) `kafka`.
+//! Weir's built-in sinks: `stdout`, `log`, `file`, `null`, (feature `kafka`) `kafka` and
+//! (feature `http`) `http`.
 
 pub mod file;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod log;

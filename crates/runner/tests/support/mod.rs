@@ -2,6 +2,7 @@
 //! test), through an independent rdkafka client.
 #![allow(dead_code)]
 
+pub mod https;
 pub mod pipelines;
 pub mod registry;
 pub mod tls;

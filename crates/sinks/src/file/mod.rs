@@ -149,6 +149,7 @@ mod tests {
             .build(&BuildContext {
                 pipeline: "p".into(),
                 component: "f".into(),
+                options: Default::default(),
             })
             .unwrap();
             let p = path.clone();
@@ -175,6 +176,7 @@ mod tests {
         .build(&BuildContext {
             pipeline: "p".into(),
             component: "f".into(),
+            options: Default::default(),
         })
         .unwrap();
         let err = sink

@@ -23,6 +23,7 @@ fn sink(bootstrap: &str, topic: &str) -> Box<dyn Sink> {
         .build(&BuildContext {
             pipeline: "p".into(),
             component: "k".into(),
+            options: Default::default(),
         })
         .unwrap()
 }

@@ -101,6 +101,7 @@ mod tests {
         .build(&BuildContext {
             pipeline: "p".into(),
             component: "c".into(),
+            options: Default::default(),
         })
         .unwrap()
     }

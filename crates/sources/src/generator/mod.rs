@@ -139,6 +139,7 @@ mod tests {
         .build(&BuildContext {
             pipeline: "p".into(),
             component: "g".into(),
+            options: Default::default(),
         })
         .unwrap()
     }
@@ -207,6 +208,7 @@ mod tests {
         let cx = BuildContext {
             pipeline: "p".into(),
             component: "g".into(),
+            options: Default::default(),
         };
         let bad = GeneratorSourceConfig {
             count: None,

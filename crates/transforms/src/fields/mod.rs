@@ -116,6 +116,7 @@ mod tests {
         c.build(&BuildContext {
             pipeline: "p".into(),
             component: "c".into(),
+            options: Default::default(),
         })
     }
 

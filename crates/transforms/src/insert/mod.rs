@@ -159,6 +159,7 @@ mod tests {
             .build(&BuildContext {
                 pipeline: "pl".into(),
                 component: "c".into(),
+                options: Default::default(),
             })
     }
 

@@ -144,6 +144,7 @@ mod tests {
         .build(&BuildContext {
             pipeline: "p".into(),
             component: "c".into(),
+            options: Default::default(),
         })
         .unwrap()
     }
@@ -182,6 +183,7 @@ mod tests {
         .build(&BuildContext {
             pipeline: "p".into(),
             component: "c".into(),
+            options: Default::default(),
         })
         .err()
         .unwrap();
@@ -194,6 +196,7 @@ mod tests {
         .build(&BuildContext {
             pipeline: "p".into(),
             component: "c".into(),
+            options: Default::default(),
         })
         .err()
         .unwrap();

@@ -71,6 +71,7 @@ mod tests {
         let cx = BuildContext {
             pipeline: "p".into(),
             component: "c".into(),
+            options: Default::default(),
         };
         let t = TemplateTransformConfig {
             template: r#"{"o": <$.value.id>, "who": "<$.value.n>"}"#.into(),
