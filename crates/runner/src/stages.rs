@@ -185,36 +185,47 @@ async fn apply_one(
     }
 }
 
+/// A batched stage: retriable records are retried (with backoff) on their own, and every
+/// record's outcome is then taken in the original order, so a retry never reorders a batch.
 async fn apply_batched(
     stage: &TransformStage,
-    mut records: Vec<Record>,
+    records: Vec<Record>,
     out: &mut Vec<Record>,
     failed: &mut Vec<(Record, Failure)>,
     discarded: &mut u64,
 ) {
+    let mut done: Vec<Option<(Record, Result<Flow, TransformError>, u32)>> =
+        (0..records.len()).map(|_| None).collect();
+    let mut pending: Vec<(usize, Record)> = records.into_iter().enumerate().collect();
     let mut attempts = 1;
     loop {
-        let results = stage.transform.apply_batch(&mut records).await;
+        let (index, mut batch): (Vec<usize>, Vec<Record>) = pending.into_iter().unzip();
+        let results = stage.transform.apply_batch(&mut batch).await;
         let mut retry = Vec::new();
-        for (rec, res) in records.into_iter().zip(results) {
+        for ((i, rec), res) in index.into_iter().zip(batch).zip(results) {
             match res {
-                Ok(Flow::Keep) => out.push(rec),
-                Ok(Flow::Drop) => *discarded += 1,
-                // The split records share the original's ack.
-                Ok(Flow::Split(v)) => out.extend(v),
                 Err(e) if e.is_retriable() && may_retry(&stage.options.retry, attempts) => {
-                    retry.push(rec)
+                    retry.push((i, rec))
                 }
-                Err(e) => failed.push((rec, failure("transform", &stage.name, &e, attempts))),
+                other => done[i] = Some((rec, other, attempts)),
             }
         }
         if retry.is_empty() {
-            return;
+            break;
         }
         ComponentMetrics::add(&stage.metrics.retries, retry.len() as u64);
         tokio::time::sleep(backoff(&stage.options.retry, attempts, None)).await;
         attempts += 1;
-        records = retry;
+        pending = retry;
+    }
+    for (rec, res, attempts) in done.into_iter().flatten() {
+        match res {
+            Ok(Flow::Keep) => out.push(rec),
+            Ok(Flow::Drop) => *discarded += 1,
+            // The split records share the original's ack.
+            Ok(Flow::Split(v)) => out.extend(v),
+            Err(e) => failed.push((rec, failure("transform", &stage.name, &e, attempts))),
+        }
     }
 }
 

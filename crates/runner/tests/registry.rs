@@ -15,18 +15,18 @@ fn every_builtin_plugin_is_registered() {
             .map(|e| e.type_name)
             .collect::<Vec<_>>()
     };
-    // The lists the core and Kafka issues promise.
+    // The lists the core, Kafka and HTTP issues promise.
     assert_eq!(
         names(PluginKind::Source),
         ["file", "generator", "kafka", "stdin"]
     );
     assert_eq!(
         names(PluginKind::Transform),
-        ["fields", "filter", "insert", "jq", "template"]
+        ["fields", "filter", "http", "insert", "jq", "template"]
     );
     assert_eq!(
         names(PluginKind::Sink),
-        ["file", "kafka", "log", "null", "stdout"]
+        ["file", "http", "kafka", "log", "null", "stdout"]
     );
 }
 

@@ -66,7 +66,7 @@ url: https://api.example.com/v1/alerts/<$.value.customer.id>
 method: POST
 headers:
   x-source: weir-<weir.pipeline>
-auth: { type: oauth2, token_url: https://auth.example.com/token, client_id: weir, client_secret: "${ALERTS_SECRET}" }
+auth: { type: oauth2, token_url: https://auth.example.com/token, client_id: weir, client_secret: "${ALERTS_SECRET:-change-me}" }
 rate_limit_per_sec: 300
 max_in_flight: 16
 "#;
