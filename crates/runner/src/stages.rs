@@ -194,8 +194,9 @@ async fn apply_batched(
     failed: &mut Vec<(Record, Failure)>,
     discarded: &mut u64,
 ) {
-    let mut done: Vec<Option<(Record, Result<Flow, TransformError>, u32)>> =
-        (0..records.len()).map(|_| None).collect();
+    // Each record's final outcome and attempts, by its position in the batch.
+    type Outcome = (Record, Result<Flow, TransformError>, u32);
+    let mut done: Vec<Option<Outcome>> = (0..records.len()).map(|_| None).collect();
     let mut pending: Vec<(usize, Record)> = records.into_iter().enumerate().collect();
     let mut attempts = 1;
     loop {
