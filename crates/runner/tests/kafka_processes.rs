@@ -371,3 +371,139 @@ async fn a_slow_sink_keeps_the_consumer_in_its_group() {
     assert_eq!(seqs.len(), N);
     assert_eq!(got.len(), N, "records were redelivered");
 }
+
+/// Kafka → filter → `http` enrichment → `http` sink over HTTPS, `kill -9` mid-stream, restart:
+/// every kept record reaches the server at least once, and the idempotency keys (the records'
+/// Kafka coordinates) let the server count each exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_to_https_kill_9_then_restart_delivers_every_record() {
+    use support::https::{Answer, Https};
+    const N: usize = 1600;
+    let broker = Broker::start();
+    let b = broker.addr();
+    let (input, group) = (unique("in"), unique("g"));
+    create_topics(&b, &[&input], 2).await;
+    produce(&b, &input, &numbered(N), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    support::tls::certificates(dir.path());
+    // The enrichment answers a risk score; the events endpoint takes ~3 ms per request, so the
+    // kill lands mid-stream.
+    let server = Https::start(dir.path(), None, |s, _| {
+        if s.path == "/risk" {
+            let seq = s.json()["seq"].as_u64().unwrap();
+            Answer::ok().body(json!({"score": seq % 7}).to_string())
+        } else {
+            Answer::ok().after(Duration::from_millis(3))
+        }
+    })
+    .await;
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let config = dir.path().join("https.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"pipelines:
+  to-https:
+    source:
+      type: kafka
+      bootstrap_servers: "{b}"
+      topics: [{input}]
+      group_id: {group}
+      start_from: earliest
+      options: {{ "session.timeout.ms": 6000, "heartbeat.interval.ms": 500 }}
+    transforms:
+      - type: filter
+        patterns: [ {{ value: {{ seq: [ {{ anything-but: [0] }} ] }} }} ]
+      - type: http
+        url: "{u}/risk"
+        target: value.risk
+        tls: {{ ca_file: "{ca}" }}
+    sinks:
+      - type: http
+        url: "{u}/events"
+        tls: {{ ca_file: "{ca}" }}
+        batch: {{ max_records: 50 }}
+"#,
+            u = server.url
+        ),
+    )
+    .unwrap();
+    let want: HashSet<u64> = (1..N as u64).collect();
+    let events = |server: &Https| -> Vec<support::https::Seen> {
+        server
+            .seen()
+            .into_iter()
+            .filter(|s| s.path == "/events")
+            .collect()
+    };
+
+    let mut first = spawn_weir(&config, &dir.path().join("first.log"), "first");
+    let start = Instant::now();
+    while events(&server).len() < 400 {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "only {} events in 90s; log:\n{}",
+            events(&server).len(),
+            std::fs::read_to_string(dir.path().join("first.log")).unwrap_or_default()
+        );
+        if let Some(s) = first.child().try_wait().unwrap() {
+            panic!("weir exited early with {s}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut child = first.take();
+    child.kill().unwrap(); // SIGKILL: no drain, no commit
+    child.wait().unwrap();
+    let at_kill = events(&server).len();
+    assert!(
+        at_kill < want.len(),
+        "everything arrived before the kill; the test proves nothing"
+    );
+
+    let second = spawn_weir(&config, &dir.path().join("second.log"), "second");
+    let start = Instant::now();
+    loop {
+        let keys: HashSet<String> = events(&server)
+            .iter()
+            .map(|s| s.headers["idempotency-key"].clone())
+            .collect();
+        if keys.len() >= want.len() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{} of {} distinct records after the restart; log:\n{}",
+            keys.len(),
+            want.len(),
+            std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = tokio::task::spawn_blocking(move || terminate(second))
+        .await
+        .unwrap();
+    assert!(status.success(), "weir exited with {status}");
+
+    // Exactly-once by idempotency key: one key is always the same record, and every kept
+    // record has a key.
+    let mut by_key: HashMap<String, u64> = HashMap::new();
+    let all = events(&server);
+    for e in &all {
+        let v = e.json();
+        let seq = v["seq"].as_u64().unwrap();
+        assert_eq!(v["risk"]["score"], seq % 7, "enriched");
+        let key = e.headers["idempotency-key"].clone();
+        assert!(key.starts_with(&format!("{input}-")), "{key}");
+        if let Some(prev) = by_key.insert(key.clone(), seq) {
+            assert_eq!(prev, seq, "key {key} named two records");
+        }
+    }
+    let seqs: HashSet<u64> = by_key.values().copied().collect();
+    assert_eq!(seqs, want, "every kept record arrived");
+    let duplicates = all.len() - by_key.len();
+    eprintln!(
+        "kill -9 with HTTPS: {at_kill} requests before the kill, {} after, {duplicates} duplicates dropped by key",
+        all.len() - at_kill
+    );
+}
