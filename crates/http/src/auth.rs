@@ -140,7 +140,7 @@ impl OAuth2 {
             .form(&self.form)
             .send()
             .await
-            .map_err(|e| Failure::transport(&e).context("the OAuth2 token request"))?;
+            .map_err(|e| Failure::transport(e).context("the OAuth2 token request"))?;
         if !resp.status().is_success() {
             // A refused client is retried like an outage (credentials get fixed or rotated),
             // never dead-letters the records.

@@ -73,7 +73,7 @@ impl HttpClient {
         let mut refreshed = false;
         loop {
             let req = self.auth.apply(build(&self.client)).await?;
-            let resp = req.send().await.map_err(|e| Failure::transport(&e))?;
+            let resp = req.send().await.map_err(Failure::transport)?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(resp);

@@ -49,10 +49,11 @@ impl Failure {
         self
     }
 
-    /// A request that got no response (timeout, connection refused, TLS failure).
-    pub fn transport(e: &reqwest::Error) -> Self {
+    /// A request that got no response (timeout, connection refused, TLS failure). The URL is
+    /// left out: its query may hold an API key.
+    pub fn transport(e: reqwest::Error) -> Self {
         Failure::Retriable {
-            message: chain(e),
+            message: chain(&e.without_url()),
             retry_after: None,
         }
     }

@@ -193,3 +193,26 @@ async fn concurrency_bounds_the_requests_in_flight() {
     let m = server.max_in_flight();
     assert!((2..=4).contains(&m), "{m} in flight at most");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_answers_are_decompressed() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let server = Https::start(dir.path(), None, |s, _| {
+        let seq = s.json()["seq"].as_u64().unwrap();
+        Answer::ok()
+            .body(json!({"seq": seq, "note": "z".repeat(500)}).to_string())
+            .gzipped()
+    })
+    .await;
+    let enrich = format!(
+        "{{ type: http, url: \"{}/e\", tls: {{ ca_file: \"{}\" }} }}",
+        server.url,
+        ca(dir.path())
+    );
+    let (out, dead) = run(dir.path(), 5, &enrich).await;
+    assert!(dead.is_empty(), "{dead:?}");
+    assert_eq!(seqs(&out), vec![0, 1, 2, 3, 4]);
+    assert_eq!(out[0]["note"].as_str().unwrap().len(), 500);
+    assert!(server.seen()[0].headers["accept-encoding"].contains("gzip"));
+}

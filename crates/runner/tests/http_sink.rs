@@ -461,3 +461,112 @@ async fn max_in_flight_bounds_concurrent_requests() {
         "at most 6 at once, and more than one: {m}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_server_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let expired = support::tls::expired_server(dir.path());
+    let server = Https::start(expired.path(), None, |_, _| Answer::ok()).await;
+    let other = tempfile::tempdir().unwrap();
+    let msg = failing_over_tls(
+        &format!("tls: {{ ca_file: \"{}\" }}", ca(dir.path())),
+        &server,
+        other.path(),
+    )
+    .await;
+    assert!(server.seen().is_empty());
+    assert!(msg.to_lowercase().contains("expired"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_skip_verify_accepts_an_unknown_certificate_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let server = Https::start(dir.path(), None, |_, _| Answer::ok()).await;
+    let inp = input(dir.path(), 3);
+    let sink = format!(
+        "{{ type: http, url: \"{}/e\", tls: {{ insecure_skip_verify: true }} }}",
+        server.url
+    );
+    run_to_end(&pipeline(&inp, &sink, "")).await.unwrap();
+    assert_eq!(server.seen().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_statuses_replace_the_default_and_secrets_stay_out_of_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    // 409 twice (listed: retried), then 503 (not listed: a dead letter).
+    let server = Https::start(dir.path(), None, |s, n| match (seq(s), n) {
+        (0, 0 | 1) => Answer::status(409).body("busy"),
+        (1, _) => Answer::status(503).body("down"),
+        _ => Answer::ok(),
+    })
+    .await;
+    let inp = input(dir.path(), 3);
+    let sink = format!(
+        "{{ type: http, url: \"{}/e\", tls: {{ ca_file: \"{}\" }}, retry_statuses: [409], retry: {{ initial_backoff: 10ms }}, auth: {{ type: api_key, name: key, value: sup3r-s3cret, in: query }} }}",
+        server.url,
+        ca(dir.path())
+    );
+    let (dlq, dlq_path) = dlq(dir.path());
+    run_to_end(&pipeline(&inp, &sink, &dlq)).await.unwrap();
+    let seen: Vec<u64> = server.seen().iter().map(seq).collect();
+    assert_eq!(seen, vec![0, 0, 0, 1, 2]);
+    let dead = std::fs::read_to_string(&dlq_path).unwrap();
+    assert_eq!(dead.lines().count(), 1);
+    assert!(dead.contains("503"), "{dead}");
+
+    // A transport failure names the error, never the URL with the key in its query.
+    let closed = format!("https://127.0.0.1:{}", support::free_port());
+    let sink = format!(
+        "{{ type: http, url: \"{closed}/e\", retry: {{ max_attempts: 2, initial_backoff: 10ms }}, auth: {{ type: api_key, name: key, value: sup3r-s3cret, in: query }} }}"
+    );
+    let other = tempfile::tempdir().unwrap();
+    let (dlq, dlq_path) = self::dlq(other.path());
+    run_to_end(&pipeline(&input(other.path(), 1), &sink, &dlq))
+        .await
+        .unwrap();
+    let dead = std::fs::read_to_string(&dlq_path).unwrap();
+    assert!(dead.contains("error sending request"), "{dead}");
+    assert!(!dead.contains("sup3r-s3cret"), "the key leaked: {dead}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth2_token_is_fetched_again_when_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let i2 = issued.clone();
+    let server = Https::start(dir.path(), None, move |s, _| {
+        use std::sync::atomic::Ordering::SeqCst;
+        if s.path == "/token" {
+            let n = i2.fetch_add(1, SeqCst) + 1;
+            return Answer::ok()
+                .body(json!({"access_token": format!("t{n}"), "expires_in": 1}).to_string());
+        }
+        Answer::ok()
+    })
+    .await;
+    let inp = input(dir.path(), 10);
+    // 10 requests at 4/s take over 2 s: tokens living 1 s must be fetched again, before a 401.
+    let sink = format!(
+        "{{ type: http, url: \"{u}/api\", rate_limit_per_sec: 4, tls: {{ ca_file: \"{}\" }}, auth: {{ type: oauth2, token_url: \"{u}/token\", client_id: weir, client_secret: s }} }}",
+        ca(dir.path()),
+        u = server.url
+    );
+    run_to_end(&pipeline(&inp, &sink, "")).await.unwrap();
+    let seen = server.seen();
+    let tokens = seen.iter().filter(|s| s.path == "/token").count();
+    assert!(
+        tokens >= 2,
+        "{tokens} tokens for 2+ seconds of 1-second tokens"
+    );
+    let used: std::collections::BTreeSet<&str> = seen
+        .iter()
+        .filter(|s| s.path == "/api")
+        .map(|s| s.headers["authorization"].as_str())
+        .collect();
+    assert!(used.len() >= 2, "{used:?}");
+}

@@ -45,6 +45,8 @@ pub struct Answer {
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
     pub delay: Duration,
+    /// Send the body gzip-compressed, with `Content-Encoding: gzip`.
+    pub gzip: bool,
 }
 
 impl Answer {
@@ -57,6 +59,7 @@ impl Answer {
             headers: Vec::new(),
             body: String::new(),
             delay: Duration::ZERO,
+            gzip: false,
         }
     }
     pub fn body(mut self, b: impl Into<String>) -> Self {
@@ -65,6 +68,10 @@ impl Answer {
     }
     pub fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
         self.headers.push((k, v.into()));
+        self
+    }
+    pub fn gzipped(mut self) -> Self {
+        self.gzip = true;
         self
     }
     pub fn after(mut self, d: Duration) -> Self {

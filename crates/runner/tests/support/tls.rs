@@ -131,3 +131,43 @@ pub fn stunnel(dir: &Path, tls_port: u16, backend_port: u16, mutual: bool) -> St
     wait_listening(&format!("127.0.0.1:{tls_port}"), Duration::from_secs(10));
     s
 }
+
+/// A folder holding `server.pem` (valid for 127.0.0.1, signed by `dir`'s CA, but expired in
+/// 2020), `server.key` and `ca.pem`, for a server whose certificate must be refused.
+pub fn expired_server(dir: &Path) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca = test\n[test]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = any\ncopy_extensions = copy\n[any]\ncommonName = supplied\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    std::fs::write(dir.join("serial"), "1000\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "ca.pem",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            "server.csr",
+            "-out",
+            "expired.pem",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    std::fs::copy(dir.join("expired.pem"), out.path().join("server.pem")).unwrap();
+    std::fs::copy(dir.join("server.key"), out.path().join("server.key")).unwrap();
+    std::fs::copy(dir.join("ca.pem"), out.path().join("ca.pem")).unwrap();
+    out
+}

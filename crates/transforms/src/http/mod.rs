@@ -381,3 +381,52 @@ impl Transform for HttpTransform {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(ttl: Duration, max: usize) -> Cache {
+        Cache {
+            key: Template::compile("<$.value.k>").unwrap(),
+            ttl,
+            max,
+            entries: Mutex::default(),
+        }
+    }
+
+    #[test]
+    fn the_cache_forgets_the_oldest_past_max_entries() {
+        let c = cache(Duration::from_secs(60), 2);
+        c.put("a".into(), Json::from(1));
+        c.put("b".into(), Json::from(2));
+        c.put("a".into(), Json::from(3)); // an update, not a new entry
+        c.put("c".into(), Json::from(4));
+        assert_eq!(c.get("a"), None, "the oldest went first");
+        assert_eq!(c.get("b"), Some(Json::from(2)));
+        assert_eq!(c.get("c"), Some(Json::from(4)));
+    }
+
+    #[test]
+    fn the_cache_forgets_answers_older_than_the_ttl() {
+        let c = cache(Duration::from_millis(30), 10);
+        c.put("a".into(), Json::from(1));
+        assert_eq!(c.get("a"), Some(Json::from(1)));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(c.get("a"), None);
+    }
+
+    #[test]
+    fn empty_answers_are_null_and_empty_containers() {
+        for (j, empty) in [
+            (Json::Null, true),
+            (serde_json::json!({}), true),
+            (serde_json::json!([]), true),
+            (serde_json::json!(0), false),
+            (serde_json::json!(""), false),
+            (serde_json::json!({"a": null}), false),
+        ] {
+            assert_eq!(is_empty(&j), empty, "{j}");
+        }
+    }
+}
