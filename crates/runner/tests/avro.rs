@@ -885,3 +885,97 @@ async fn every_subject_strategy_and_use_latest_write_what_python_reads() {
         assert!(registry.subjects().contains(&want), "{want} not registered");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fraud_detection_example_posts_its_alerts_to_the_https_api() {
+    use support::https::{Answer, Https};
+    let broker = Broker::start();
+    let registry = SchemaRegistry::start();
+    let (b, r) = (broker.addr(), registry.url());
+    create_topics(&b, &["card-transactions"], 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let api = Https::start(dir.path(), None, |_, _| Answer::status(202)).await;
+    let sent = dir.path().join("sent.jsonl");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/fraud-detection");
+    let out = std::process::Command::new("python3")
+        .arg(example.join("produce.py"))
+        .args([
+            "--count",
+            "300",
+            "--seed",
+            "11",
+            "--bootstrap",
+            &b,
+            "--registry",
+            &r,
+        ])
+        .arg("--echo")
+        .arg(&sent)
+        .output()
+        .expect("python3 is needed for the Avro example test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let suspicious: BTreeSet<String> = std::fs::read_to_string(&sent)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        .filter(|t| {
+            t["amount"].as_f64().unwrap() >= 3000.0
+                || (t["card_present"] == false
+                    && ["gambling", "crypto"].contains(&t["merchant_category"].as_str().unwrap()))
+        })
+        .map(|t| t["transaction_id"].as_str().unwrap().to_owned())
+        .collect();
+    let yaml = std::fs::read_to_string(example.join("pipeline-https.yaml"))
+        .unwrap()
+        .replace("${KAFKA:-127.0.0.1:9092}", &b)
+        .replace("${SCHEMA_REGISTRY:-http://127.0.0.1:8081}", &r)
+        .replace(
+            "${FRAUD_ALERTS:-target/fraud-alerts.ndjson}",
+            dir.path().join("alerts.ndjson").to_str().unwrap(),
+        )
+        .replace(
+            "${FRAUD_DLQ:-target/fraud-alerts-dlq.ndjson}",
+            dir.path().join("dlq.ndjson").to_str().unwrap(),
+        )
+        .replace(
+            "${FRAUD_API_URL:-https://fraud-api.example.invalid}",
+            &api.url,
+        )
+        .replace("${FRAUD_API_TOKEN:-change-me}", "t0ken")
+        .replace(
+            "# A private CA: tls: { ca_file: /etc/weir/fraud-api-ca.pem }",
+            &format!(
+                "tls: {{ ca_file: \"{}\" }}",
+                dir.path().join("ca.pem").display()
+            ),
+        )
+        .replace(
+            "start_from: earliest",
+            &format!("start_from: earliest\n      options:\n        {FAST_GROUP}"),
+        );
+    let (token, handle) = start(&yaml);
+    let got = api
+        .wait_for(suspicious.len(), Duration::from_secs(90))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop(token, handle).await;
+    let got = api.seen().len().max(got.len());
+    assert_eq!(got, suspicious.len(), "one request per alert");
+    let seen = api.seen();
+    let ids: BTreeSet<String> = seen
+        .iter()
+        .map(|s| s.json()["transaction"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, suspicious);
+    for s in &seen {
+        assert_eq!(s.path, "/v1/alerts");
+        assert_eq!(s.headers["authorization"], "Bearer t0ken");
+        assert!(s.headers["idempotency-key"].starts_with("card-transactions-"));
+        assert_eq!(s.json()["alert"], "possible-fraud");
+    }
+}
