@@ -570,3 +570,32 @@ async fn an_oauth2_token_is_fetched_again_when_it_expires() {
         .collect();
     assert!(used.len() >= 2, "{used:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_timeout_is_retried_then_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let server = Https::start(dir.path(), None, |_, _| {
+        Answer::ok().after(Duration::from_secs(3))
+    })
+    .await;
+    let inp = input(dir.path(), 1);
+    let sink = format!(
+        "{{ type: http, url: \"{}/slow\", timeout: 200ms, tls: {{ ca_file: \"{}\" }}, retry: {{ max_attempts: 2, initial_backoff: 10ms }} }}",
+        server.url,
+        ca(dir.path())
+    );
+    let (dlq, dlq_path) = dlq(dir.path());
+    let started = std::time::Instant::now();
+    run_to_end(&pipeline(&inp, &sink, &dlq)).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "did not wait for the slow server"
+    );
+    assert_eq!(server.seen().len(), 2, "two attempts");
+    let dead = std::fs::read_to_string(&dlq_path).unwrap();
+    assert!(
+        dead.contains("timed out") || dead.contains("timeout"),
+        "{dead}"
+    );
+}
