@@ -7,6 +7,7 @@
 mod auth;
 mod config;
 mod outcome;
+mod request;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub use auth::OAuth2Token;
 pub use config::{ApiKeyIn, HttpAuth, HttpTls};
 pub use outcome::{Failure, retry_after};
+pub use request::{Rendered, RequestTemplates};
 
 /// Why a client could not be built.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 use weir_core::template::{Template, TemplateContext};
 use weir_core::{BuildContext, BuildError, PluginConfig, Record, RecordOutcome, Sink, SinkError};
-use weir_http::{Failure, HttpClient};
+use weir_http::{Failure, HttpClient, RequestTemplates};
 
 pub use config::{BatchFormat, BodyCompression, HttpSinkConfig, Method};
 
@@ -20,9 +20,7 @@ pub use config::{BatchFormat, BodyCompression, HttpSinkConfig, Method};
 pub struct HttpSink {
     client: HttpClient,
     method: reqwest::Method,
-    url: Template,
-    headers: Vec<(reqwest::header::HeaderName, Template)>,
-    body: Option<Template>,
+    request: RequestTemplates,
     batch_format: BatchFormat,
     gzip: bool,
     idempotency: Idempotency,
@@ -73,21 +71,10 @@ max_in_flight: 16
     type Output = dyn Sink;
 
     fn build(self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        let request = RequestTemplates::compile(&self.url, &self.headers, self.body.as_deref())?;
         let tpl = |text: &str, path: &str| {
             Template::compile(text).map_err(|e| BuildError::at(path, e.to_string()))
         };
-        let url = tpl(&self.url, "url")?;
-        if url.is_static() {
-            reqwest::Url::parse(&self.url)
-                .map_err(|e| BuildError::at("url", format!("not a URL: {e}")))?;
-        }
-        let mut headers = Vec::new();
-        for (name, value) in &self.headers {
-            let h = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| BuildError::at(format!("headers.{name}"), e.to_string()))?;
-            headers.push((h, tpl(value, &format!("headers.{name}"))?));
-        }
-        let body = self.body.as_deref().map(|b| tpl(b, "body")).transpose()?;
         let idempotency = match self.idempotency_key.as_deref() {
             None => Idempotency::Coordinates,
             Some("") => Idempotency::Off,
@@ -125,9 +112,7 @@ max_in_flight: 16
                 Method::Patch => reqwest::Method::PATCH,
                 Method::Delete => reqwest::Method::DELETE,
             },
-            url,
-            headers,
-            body,
+            request,
             batch_format: self.batch_format,
             gzip: self.compression == BodyCompression::Gzip,
             idempotency,
@@ -157,36 +142,8 @@ impl HttpSink {
         };
         // Templates may decode the value: render on a view, the batch stays shared.
         let mut view = record.clone();
-        let url = self
-            .url
-            .render_text(&mut view, &cx)
-            .map_err(|e| format!("cannot render the url template: {e}"))?;
-        let mut headers = Vec::with_capacity(self.headers.len());
-        for (name, t) in &self.headers {
-            let v = t
-                .render_text(&mut view, &cx)
-                .map_err(|e| format!("cannot render header {name}: {e}"))?;
-            headers.push((name.clone(), v));
-        }
-        let (body, content_type) = match &self.body {
-            None => (record.value.to_bytes(), "application/json"),
-            Some(t) if t.is_json() => {
-                let j = t
-                    .render(&mut view, &cx)
-                    .map_err(|e| format!("cannot render the body template: {e}"))?;
-                (
-                    Bytes::from(serde_json::to_vec(&j).expect("JSON serializes")),
-                    "application/json",
-                )
-            }
-            Some(t) => (
-                Bytes::from(
-                    t.render_text(&mut view, &cx)
-                        .map_err(|e| format!("cannot render the body template: {e}"))?,
-                ),
-                "text/plain; charset=utf-8",
-            ),
-        };
+        let r = self.request.render(&mut view, &cx, true)?;
+        let (body, content_type) = r.body.expect("rendered with a body");
         let key = match &self.idempotency {
             Idempotency::Off => None,
             Idempotency::Coordinates => record
@@ -202,8 +159,8 @@ impl HttpSink {
         };
         Ok((
             Request {
-                url,
-                headers,
+                url: r.url,
+                headers: r.headers,
                 body,
                 content_type,
             },

@@ -14,7 +14,7 @@ use weir_core::template::{Template, TemplateContext};
 use weir_core::{
     BuildContext, BuildError, Flow, HumanDuration, PluginConfig, Record, Transform, TransformError,
 };
-use weir_http::{Failure, HttpAuth, HttpClient, HttpTls};
+use weir_http::{Failure, HttpAuth, HttpClient, HttpTls, RequestTemplates};
 
 /// The request method.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -107,9 +107,7 @@ pub struct HttpTransformConfig {
 pub struct HttpTransform {
     client: HttpClient,
     method: reqwest::Method,
-    url: Template,
-    headers: Vec<(reqwest::header::HeaderName, Template)>,
-    body: Option<Template>,
+    request: RequestTemplates,
     target: Option<Vec<Segment>>,
     cache: Option<Cache>,
     concurrency: usize,
@@ -165,21 +163,10 @@ auth: { type: bearer, token: "${CRM_TOKEN:-change-me}" }
     type Output = dyn Transform;
 
     fn build(self, cx: &BuildContext) -> Result<Box<dyn Transform>, BuildError> {
+        let request = RequestTemplates::compile(&self.url, &self.headers, self.body.as_deref())?;
         let tpl = |text: &str, at: &str| {
             Template::compile(text).map_err(|e| BuildError::at(at, e.to_string()))
         };
-        let url = tpl(&self.url, "url")?;
-        if url.is_static() {
-            reqwest::Url::parse(&self.url)
-                .map_err(|e| BuildError::at("url", format!("not a URL: {e}")))?;
-        }
-        let mut headers = Vec::new();
-        for (name, value) in &self.headers {
-            let h = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| BuildError::at(format!("headers.{name}"), e.to_string()))?;
-            headers.push((h, tpl(value, &format!("headers.{name}"))?));
-        }
-        let body = self.body.as_deref().map(|b| tpl(b, "body")).transpose()?;
         let target = match &self.target {
             None => None,
             Some(t) => {
@@ -220,9 +207,7 @@ auth: { type: bearer, token: "${CRM_TOKEN:-change-me}" }
                 Method::Post => reqwest::Method::POST,
                 Method::Put => reqwest::Method::PUT,
             },
-            url,
-            headers,
-            body,
+            request,
             target,
             cache,
             concurrency: self.concurrency,
@@ -263,46 +248,24 @@ impl HttpTransform {
             }
             None => None,
         };
-        let url = self
-            .url
-            .render_text(record, &cx)
-            .map_err(|e| fatal("url", e))?;
-        let mut headers = Vec::with_capacity(self.headers.len());
-        for (n, t) in &self.headers {
-            headers.push((
-                n.clone(),
-                t.render_text(record, &cx).map_err(|e| fatal("header", e))?,
-            ));
-        }
-        let body: Option<(bytes::Bytes, &str)> = match (&self.body, &self.method) {
-            (_, &reqwest::Method::GET) => None,
-            (None, _) => Some((record.value.to_bytes(), "application/json")),
-            (Some(t), _) if t.is_json() => {
-                let j = t.render(record, &cx).map_err(|e| fatal("body", e))?;
-                Some((
-                    serde_json::to_vec(&j).expect("JSON serializes").into(),
-                    "application/json",
-                ))
-            }
-            (Some(t), _) => Some((
-                t.render_text(record, &cx)
-                    .map_err(|e| fatal("body", e))?
-                    .into(),
-                "text/plain; charset=utf-8",
-            )),
-        };
+        let with_body = self.method != reqwest::Method::GET;
+        let rendered = self
+            .request
+            .render(record, &cx, with_body)
+            .map_err(TransformError::Fatal)?;
+        let (url, headers, body) = (&rendered.url, &rendered.headers, &rendered.body);
         let resp = self
             .client
             .send(|c| {
                 let mut b = c
-                    .request(self.method.clone(), &url)
+                    .request(self.method.clone(), url)
                     .header(reqwest::header::ACCEPT, "application/json");
-                if let Some((bytes, ct)) = &body {
+                if let Some((bytes, ct)) = body {
                     b = b
                         .header(reqwest::header::CONTENT_TYPE, *ct)
                         .body(bytes.clone());
                 }
-                for (n, v) in &headers {
+                for (n, v) in headers {
                     b = b.header(n.clone(), v);
                 }
                 b
