@@ -87,24 +87,8 @@ async fn python_avro_is_decoded_filtered_on_fields_and_matches_field_by_field() 
     // 200 records with schema v1, then 200 with v2 (a field added with a default) mid-stream.
     let dir = tempfile::tempdir().unwrap();
     let (e1, e2) = (dir.path().join("v1.jsonl"), dir.path().join("v2.jsonl"));
-    for (version, start, file) in [("v1", "0", &e1), ("v2", "200", &e2)] {
-        python_avro(&[
-            "produce",
-            "--bootstrap",
-            &b,
-            "--registry",
-            &r,
-            "--topic",
-            &input,
-            "--schema",
-            version,
-            "--start",
-            start,
-            "--count",
-            "200",
-            "--expected",
-            file.to_str().unwrap(),
-        ]);
+    for (version, start, file) in [("v1", 0, &e1), ("v2", 200, &e2)] {
+        python_produce(&b, &r, &input, 200, start, version, file);
     }
     let mut expected = read_expectations(&e1);
     expected.extend(read_expectations(&e2));
@@ -295,24 +279,8 @@ async fn malformed_payloads_go_to_the_dlq_with_headers_and_original_bytes_while_
     create_topics(&b, &[&input, &output, &dlq], 1).await;
     let dir = tempfile::tempdir().unwrap();
     let e = dir.path().join("e.jsonl");
-    let good = |start: &str| {
-        python_avro(&[
-            "produce",
-            "--bootstrap",
-            &b,
-            "--registry",
-            &r,
-            "--topic",
-            &input,
-            "--start",
-            start,
-            "--count",
-            "50",
-            "--expected",
-            e.to_str().unwrap(),
-        ])
-    };
-    good("0");
+    let good = |start| python_produce(&b, &r, &input, 50, start, "v1", &e);
+    good(0);
     // The registry gave the schema an id; find it in the first record's wire header.
     let first = read_topic(&b, &input, 1, 1, Duration::ZERO, Duration::from_secs(30)).await;
     let id = &first[0].raw[1..5];
@@ -349,7 +317,7 @@ async fn malformed_payloads_go_to_the_dlq_with_headers_and_original_bytes_while_
         })
         .collect();
     produce(&b, &input, &msgs, &[]).await;
-    good("50");
+    good(50);
 
     let yaml = format!(
         "schema_registry: {{ url: \"{r}\" }}\npipelines:\n  decode:\n    source: {}\n    sinks: [ {} ]\n    dlq: {{ type: kafka, bootstrap_servers: \"{b}\", topic: {dlq} }}\n",
@@ -390,19 +358,7 @@ async fn an_unavailable_registry_holds_records_back_and_skips_none() {
     create_topics(&b, &[&input, &output, &dlq], 2).await;
     let dir = tempfile::tempdir().unwrap();
     let e = dir.path().join("e.jsonl");
-    python_avro(&[
-        "produce",
-        "--bootstrap",
-        &b,
-        "--registry",
-        &r,
-        "--topic",
-        &input,
-        "--count",
-        "100",
-        "--expected",
-        e.to_str().unwrap(),
-    ]);
+    python_produce(&b, &r, &input, 100, 0, "v1", &e);
 
     // Weir reaches the registry through the proxy, which answers 503 for now.
     let yaml = format!(
@@ -453,19 +409,7 @@ async fn the_registry_is_reached_over_mutual_tls() {
     let (input, output) = (unique("tx"), unique("out"));
     create_topics(&b, &[&input, &output], 1).await;
     let e = dir.path().join("e.jsonl");
-    python_avro(&[
-        "produce",
-        "--bootstrap",
-        &b,
-        "--registry",
-        &r,
-        "--topic",
-        &input,
-        "--count",
-        "20",
-        "--expected",
-        e.to_str().unwrap(),
-    ]);
+    python_produce(&b, &r, &input, 20, 0, "v1", &e);
     let f = |n: &str| dir.path().join(n).display().to_string();
     let yaml = format!(
         "schema_registry:\n  url: \"https://127.0.0.1:{tls_port}\"\n  tls: {{ ca_file: \"{}\", cert_file: \"{}\", key_file: \"{}\" }}\npipelines:\n  decode:\n    source: {}\n    sinks: [ {} ]\n",
@@ -690,19 +634,7 @@ async fn a_second_registry_url_takes_over_from_a_failing_first() {
     create_topics(&b, &[&input, &output], 1).await;
     let dir = tempfile::tempdir().unwrap();
     let e = dir.path().join("e.jsonl");
-    python_avro(&[
-        "produce",
-        "--bootstrap",
-        &b,
-        "--registry",
-        &r,
-        "--topic",
-        &input,
-        "--count",
-        "10",
-        "--expected",
-        e.to_str().unwrap(),
-    ]);
+    python_produce(&b, &r, &input, 10, 0, "v1", &e);
     let yaml = format!(
         "schema_registry: {{ url: [\"{}\", \"{r}\"] }}\npipelines:\n  decode:\n    source: {}\n    sinks: [ {} ]\n",
         down.url,
@@ -739,19 +671,7 @@ async fn registry_credentials_are_sent_and_a_refusal_holds_records_back() {
     create_topics(&b, &[&input, &output, &dlq], 1).await;
     let dir = tempfile::tempdir().unwrap();
     let e = dir.path().join("e.jsonl");
-    python_avro(&[
-        "produce",
-        "--bootstrap",
-        &b,
-        "--registry",
-        &r,
-        "--topic",
-        &input,
-        "--count",
-        "10",
-        "--expected",
-        e.to_str().unwrap(),
-    ]);
+    python_produce(&b, &r, &input, 10, 0, "v1", &e);
     // The password comes from a secret file; first a wrong one.
     let secret = dir.path().join("sr-password");
     std::fs::write(&secret, "wrong\n").unwrap();

@@ -310,3 +310,33 @@ fn gate_one(
     let _ = backend.read_to_end(&mut answer);
     let _ = client.write_all(&answer);
 }
+
+/// Produces `count` Avro card transactions from sequence number `start` with the Python client
+/// (`schema` v1 or v2), writing Python's expectations to `expected`.
+pub fn python_produce(
+    bootstrap: &str,
+    registry: &str,
+    topic: &str,
+    count: usize,
+    start: usize,
+    schema: &str,
+    expected: &Path,
+) {
+    python_avro(&[
+        "produce",
+        "--bootstrap",
+        bootstrap,
+        "--registry",
+        registry,
+        "--topic",
+        topic,
+        "--schema",
+        schema,
+        "--start",
+        &start.to_string(),
+        "--count",
+        &count.to_string(),
+        "--expected",
+        expected.to_str().unwrap(),
+    ]);
+}
