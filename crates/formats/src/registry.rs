@@ -262,38 +262,19 @@ impl Registry {
     }
 }
 
-/// The HTTP client settings: custom CA and client certificate.
+/// The HTTP client settings: custom CA and client certificate, applied as for the `http`
+/// connectors (weir-http), so every HTTPS client of Weir reads TLS files one way.
 fn http_client(cfg: &SchemaRegistryConfig) -> Result<reqwest::ClientBuilder, FormatError> {
-    let mut client = reqwest::Client::builder();
-    if let Some(tls) = &cfg.tls {
-        if let Some(ca) = &tls.ca_file {
-            let pem = read(ca, "schema_registry.tls.ca_file")?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                FormatError::Config(format!("schema_registry.tls.ca_file {}: {e}", ca.display()))
-            })? {
-                client = client.add_root_certificate(cert);
-            }
-        }
-        match (&tls.cert_file, &tls.key_file) {
-            (Some(c), Some(k)) => {
-                let mut pem = read(c, "schema_registry.tls.cert_file")?;
-                pem.extend(read(k, "schema_registry.tls.key_file")?);
-                let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                    FormatError::Config(format!("schema_registry.tls client certificate: {e}"))
-                })?;
-                client = client.identity(id);
-            }
-            (None, None) => {}
-            _ => {
-                return Err(FormatError::Config(
-                    "schema_registry.tls: give both cert_file and key_file for mutual TLS".into(),
-                ));
-            }
-        }
-    }
-    Ok(client)
-}
-
-fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, FormatError> {
-    std::fs::read(path).map_err(|e| FormatError::Config(format!("{what} {}: {e}", path.display())))
+    let client = reqwest::Client::builder();
+    let Some(tls) = &cfg.tls else {
+        return Ok(client);
+    };
+    let files = weir_http::HttpTls {
+        ca_file: tls.ca_file.clone(),
+        cert_file: tls.cert_file.clone(),
+        key_file: tls.key_file.clone(),
+        insecure_skip_verify: false,
+    };
+    weir_http::apply_tls(client, &files)
+        .map_err(|e| FormatError::Config(format!("schema_registry.{e}")))
 }

@@ -87,7 +87,9 @@ fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, ClientError> {
     std::fs::read(path).map_err(|e| ClientError(format!("tls.{what} {}: {e}", path.display())))
 }
 
-pub(crate) fn apply_tls(
+/// Applies TLS files to a client builder: `ca_file` replaces the system roots, `cert_file` and
+/// `key_file` present a client certificate. Errors name the option (`tls.ca_file ...`).
+pub fn apply_tls(
     mut b: reqwest::ClientBuilder,
     t: &HttpTls,
 ) -> Result<reqwest::ClientBuilder, ClientError> {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use auth::OAuth2Token;
-pub use config::{ApiKeyIn, HttpAuth, HttpTls};
+pub use config::{ApiKeyIn, HttpAuth, HttpTls, apply_tls};
 pub use outcome::{Failure, retry_after};
 pub use request::{Rendered, RequestTemplates};
 

@@ -205,7 +205,7 @@ pub struct BasicAuth {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryTls {
-    /// PEM file of extra certificate authorities to trust (the system roots stay trusted).
+    /// PEM file of the certificate authorities to trust, instead of the system's.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate for mutual TLS (with `key_file`).
