@@ -59,25 +59,26 @@ fn write_value(record: &Record, buf: &mut Vec<u8>, must_be_json: bool) -> bool {
     if !must_be_json && !has_newline {
         return true; // verbatim, as before: text lines stay text lines
     }
-    match serde_json::from_slice::<serde_json::Value>(written) {
-        Ok(v) if has_newline => {
-            // Pretty-printed JSON would break the line format: compact it.
-            buf.truncate(start);
-            serde_json::to_writer(&mut *buf, &v).expect("JSON serializes");
+    if !has_newline {
+        // Checking is enough: valid JSON on one line is written as it is.
+        if serde_json::from_slice::<serde::de::IgnoredAny>(written).is_ok() {
+            return true;
+        }
+    } else if let Ok(v) = serde_json::from_slice::<serde_json::Value>(written) {
+        // Pretty-printed JSON would break the line format: compact it.
+        buf.truncate(start);
+        serde_json::to_writer(&mut *buf, &v).expect("JSON serializes");
+        return true;
+    }
+    // Not JSON: text as a JSON string; other bytes are left to the caller (base64).
+    let text = std::str::from_utf8(&buf[start..]).map(str::to_owned);
+    buf.truncate(start);
+    match text {
+        Ok(text) => {
+            serde_json::to_writer(&mut *buf, &text).expect("strings serialize");
             true
         }
-        Ok(_) => true,
-        Err(_) => match std::str::from_utf8(written).map(str::to_owned) {
-            Ok(text) => {
-                buf.truncate(start);
-                serde_json::to_writer(&mut *buf, &text).expect("strings serialize");
-                true
-            }
-            Err(_) => {
-                buf.truncate(start);
-                false
-            }
-        },
+        Err(_) => false,
     }
 }
 
