@@ -72,22 +72,39 @@ impl RequestTemplates {
                 .map_err(|e| format!("cannot render header {name}: {e}"))?;
             headers.push((name.clone(), v));
         }
-        let body_error = |e| format!("cannot render the body template: {e}");
-        let body = match (&self.body, with_body) {
-            (_, false) => None,
-            (None, true) => Some((record.value.to_bytes(), "application/json")),
-            (Some(t), true) if t.is_json() => {
-                let j = t.render(record, cx).map_err(body_error)?;
-                Some((
-                    Bytes::from(serde_json::to_vec(&j).expect("JSON serializes")),
-                    "application/json",
-                ))
-            }
-            (Some(t), true) => Some((
-                Bytes::from(t.render_text(record, cx).map_err(body_error)?),
-                "text/plain; charset=utf-8",
-            )),
+        let body = if with_body {
+            Some(self.render_body(record, cx)?)
+        } else {
+            None
         };
         Ok(Rendered { url, headers, body })
+    }
+
+    /// Renders only the body: the body template, or the record's value as it came (JSON).
+    pub fn render_body(
+        &self,
+        record: &mut Record,
+        cx: &TemplateContext<'_>,
+    ) -> Result<(Bytes, &'static str), String> {
+        let body_error = |e| format!("cannot render the body template: {e}");
+        Ok(match &self.body {
+            None => (record.value.to_bytes(), "application/json"),
+            Some(t) if t.is_json() => {
+                let j = t.render(record, cx).map_err(body_error)?;
+                (
+                    Bytes::from(serde_json::to_vec(&j).expect("JSON serializes")),
+                    "application/json",
+                )
+            }
+            Some(t) => (
+                Bytes::from(t.render_text(record, cx).map_err(body_error)?),
+                "text/plain; charset=utf-8",
+            ),
+        })
+    }
+
+    /// True when the body is the record's value as it came, which needs no rendering.
+    pub fn body_is_value(&self) -> bool {
+        self.body.is_none()
     }
 }

@@ -169,10 +169,7 @@ impl HttpSink {
     }
 
     async fn send(&self, mut req: Request, key: Option<String>) -> Result<(), Failure> {
-        let _permit = self.permits.acquire().await.expect("never closed");
-        if let Some(p) = &self.pacer {
-            p.wait().await;
-        }
+        // Compressed before waiting, so neither a permit nor a rate-limit slot waits on it.
         let gzipped = self.gzip;
         if gzipped {
             let mut enc = flate2::write::GzEncoder::new(
@@ -181,6 +178,10 @@ impl HttpSink {
             );
             enc.write_all(&req.body).expect("writing to memory");
             req.body = enc.finish().expect("writing to memory").into();
+        }
+        let _permit = self.permits.acquire().await.expect("never closed");
+        if let Some(p) = &self.pacer {
+            p.wait().await;
         }
         let req = &req;
         self.client
@@ -204,6 +205,14 @@ impl HttpSink {
             .map(|_| ())
     }
 
+    /// One record's request: rendered and sent; a template that cannot render rejects it.
+    async fn deliver(&self, record: &Record) -> Result<(), Failure> {
+        match self.render(record) {
+            Ok((req, key)) => self.send(req, key).await,
+            Err(message) => Err(Failure::Rejected { status: 0, message }),
+        }
+    }
+
     /// One request per record. With one request in flight the records go in order and the first
     /// retriable failure stops the batch (the rest are retried after it, still in order).
     async fn write_each(&self, records: &[Record]) -> Result<(), SinkError> {
@@ -215,28 +224,13 @@ impl HttpSink {
                     outcomes.push(None);
                     continue;
                 }
-                let out = match self.render(r) {
-                    Ok((req, key)) => self.send(req, key).await,
-                    Err(m) => Err(Failure::Rejected {
-                        status: 0,
-                        message: m,
-                    }),
-                };
+                let out = self.deliver(r).await;
                 stopped = matches!(out, Err(Failure::Retriable { .. }));
                 outcomes.push(Some(out));
             }
         } else {
-            let sends = records.iter().map(|r| async move {
-                match self.render(r) {
-                    Ok((req, key)) => self.send(req, key).await,
-                    Err(m) => Err(Failure::Rejected {
-                        status: 0,
-                        message: m,
-                    }),
-                }
-            });
             outcomes.extend(
-                futures_util::future::join_all(sends)
+                futures_util::future::join_all(records.iter().map(|r| self.deliver(r)))
                     .await
                     .into_iter()
                     .map(Some),
@@ -245,33 +239,45 @@ impl HttpSink {
         summarize(outcomes)
     }
 
+    /// One record's body in a batch request (URL, headers and key come from the first).
+    fn body(&self, record: &Record) -> Result<Bytes, String> {
+        if self.request.body_is_value() {
+            return Ok(record.value.to_bytes());
+        }
+        let cx = TemplateContext {
+            pipeline: &self.pipeline,
+        };
+        let mut view = record.clone();
+        self.request.render_body(&mut view, &cx).map(|(b, _)| b)
+    }
+
     /// One request for the whole batch.
     async fn write_batch(&self, records: &[Record]) -> Result<(), SinkError> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let (mut req, key) = self.render(first).map_err(SinkError::Fatal)?;
         let mut body =
             Vec::with_capacity(records.iter().map(Record::approx_size).sum::<usize>() + 2);
-        let mut first = None;
         if self.batch_format == BatchFormat::JsonArray {
             body.push(b'[');
         }
         for (i, r) in records.iter().enumerate() {
-            let (req, key) = self.render(r).map_err(SinkError::Fatal)?;
             if self.batch_format == BatchFormat::JsonArray && i > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(&req.body);
+            if i == 0 {
+                body.extend_from_slice(&req.body);
+            } else {
+                body.extend_from_slice(&self.body(r).map_err(SinkError::Fatal)?);
+            }
             if self.batch_format == BatchFormat::Ndjson {
                 body.push(b'\n');
-            }
-            if first.is_none() {
-                first = Some((req, key));
             }
         }
         if self.batch_format == BatchFormat::JsonArray {
             body.push(b']');
         }
-        let Some((mut req, key)) = first else {
-            return Ok(());
-        };
         req.body = body.into();
         req.content_type = match self.batch_format {
             BatchFormat::Ndjson => "application/x-ndjson",
