@@ -77,16 +77,11 @@ impl SourceConverter {
         spec: &FormatSpec,
         bytes: &[u8],
         what: &str,
-    ) -> Result<Option<Json>, FormatError> {
-        Ok(Some(match spec.kind {
-            FormatKind::Json => {
-                if what == "value" {
-                    return Ok(None); // lazily, on first look
-                }
-                serde_json::from_slice(bytes).map_err(|e| {
-                    FormatError::Payload(format!("the {what} is not valid JSON: {e}"))
-                })?
-            }
+    ) -> Result<Json, FormatError> {
+        // A JSON value never comes here: it decodes lazily, on first look (see `convert`).
+        Ok(match spec.kind {
+            FormatKind::Json => serde_json::from_slice(bytes)
+                .map_err(|e| FormatError::Payload(format!("the {what} is not valid JSON: {e}")))?,
             FormatKind::String => Json::String(
                 std::str::from_utf8(bytes)
                     .map_err(|e| {
@@ -96,7 +91,7 @@ impl SourceConverter {
             ),
             FormatKind::Bytes => Json::String(B64.encode(bytes)),
             FormatKind::Avro => self.decode_avro(spec, bytes, what).await?,
-        }))
+        })
     }
 
     #[cfg(feature = "avro")]
@@ -152,15 +147,14 @@ impl SourceConverter {
     async fn convert(&self, record: &mut Record) -> Result<(), FormatError> {
         if self.key.kind != FormatKind::String
             && let Some(k) = record.key.clone()
-            && let Some(j) = self.decode(&self.key, &k, "key").await?
         {
+            let j = self.decode(&self.key, &k, "key").await?;
             record.meta.key_json = Some(Arc::new(j));
         }
         if self.value.kind != FormatKind::Json {
             let raw = record.value.original().cloned().unwrap_or_default();
-            if let Some(j) = self.decode(&self.value, &raw, "value").await? {
-                record.value.set_decoded(j);
-            }
+            let j = self.decode(&self.value, &raw, "value").await?;
+            record.value.set_decoded(j);
         }
         Ok(())
     }
