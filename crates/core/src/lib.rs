@@ -11,6 +11,7 @@ pub mod offsets;
 pub mod path;
 pub mod plugin;
 pub mod record;
+pub mod redact;
 pub mod registry;
 pub mod template;
 pub mod testing;

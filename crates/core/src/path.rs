@@ -218,7 +218,7 @@ fn remove_into(json: &mut Json, segs: &[Segment], removed: &mut Vec<Json>) {
         return;
     };
     for_each_mut(json, parent, &mut |p| match (last, p) {
-        (Segment::Key(k), Json::Object(m)) => removed.extend(m.remove(k)),
+        (Segment::Key(k), Json::Object(m)) => removed.extend(m.shift_remove(k)),
         (Segment::Index(i), Json::Array(a)) if *i < a.len() => removed.push(a.remove(*i)),
         (Segment::Any, Json::Object(m)) => {
             removed.extend(std::mem::take(m).into_iter().map(|(_, v)| v))
@@ -359,11 +359,13 @@ fn merge(a: Json, b: Json) -> Json {
     match (a, b) {
         (Json::Object(mut x), Json::Object(y)) => {
             for (k, v) in y {
-                let nv = match x.remove(&k) {
-                    Some(old) => merge(old, v),
-                    None => v,
-                };
-                x.insert(k, nv);
+                // In place, so a merged key keeps its position.
+                match x.get_mut(&k) {
+                    Some(old) => *old = merge(std::mem::take(old), v),
+                    None => {
+                        x.insert(k, v);
+                    }
+                }
             }
             Json::Object(x)
         }

@@ -223,9 +223,20 @@ pub enum SinkError {
     /// Nothing written and retrying will not help; every record goes to `on_error`.
     #[error("{0}")]
     Fatal(String),
-    /// Per-record outcomes, one per record in the batch, in order.
-    #[error("{} of {} records failed", .0.iter().filter(|o| **o != RecordOutcome::Delivered).count(), .0.len())]
-    Partial(Vec<RecordOutcome>),
+    /// Per-record outcomes, one per record in the batch, in order; the retriable ones are
+    /// retried no sooner than `retry_after` if given (HTTP `Retry-After` on any of them).
+    #[error("{} of {} records failed", .outcomes.iter().filter(|o| **o != RecordOutcome::Delivered).count(), .outcomes.len())]
+    Partial {
+        /// One outcome per record.
+        outcomes: Vec<RecordOutcome>,
+        /// A server-requested delay before the retriable records are tried again.
+        retry_after: Option<Duration>,
+    },
+    /// The sink's output is gone for good (standard output closed by `| head`): the records are
+    /// not at fault, so they are neither retried nor dead-lettered; the pipeline stops and
+    /// leaves them uncommitted.
+    #[error("{0}")]
+    OutputClosed(String),
 }
 
 impl SinkError {
@@ -233,6 +244,14 @@ impl SinkError {
     pub fn retriable(message: impl Into<String>) -> Self {
         SinkError::Retriable {
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Per-record outcomes without a requested delay.
+    pub fn partial(outcomes: Vec<RecordOutcome>) -> Self {
+        SinkError::Partial {
+            outcomes,
             retry_after: None,
         }
     }

@@ -42,6 +42,47 @@ pub struct BuildContext {
     /// The component's runner options (batching, retries, `max_in_flight`), for plugins whose
     /// own limits follow them (the `http` sink's concurrent requests).
     pub options: crate::config::StageOptions,
+    /// True when the sink is the pipeline's `dlq:` (line sinks then write the error headers).
+    pub is_dlq: bool,
+    /// Where components keep state between runs (the `file` source's checkpoints): `weir run
+    /// --data-dir`, `weir serve --state-dir`. `None` means such state is not kept.
+    pub data_dir: Option<Arc<std::path::Path>>,
+    /// Problems that do not stop the build but that the operator should hear about (a pattern
+    /// that can never match): `weir validate` prints them with their location.
+    pub warnings: Warnings,
+}
+
+/// Warnings a plugin raises while it is built, located like errors.
+#[derive(Debug, Clone, Default)]
+pub struct Warnings(Arc<std::sync::Mutex<Vec<BuildError>>>);
+
+impl Warnings {
+    /// Records a warning about the option at `path` (relative to the component).
+    pub fn push(&self, path: impl Into<String>, message: impl Into<String>) {
+        self.0
+            .lock()
+            .expect("warnings lock")
+            .push(BuildError::at(path, message));
+    }
+
+    /// Takes the warnings recorded so far.
+    pub fn take(&self) -> Vec<BuildError> {
+        std::mem::take(&mut *self.0.lock().expect("warnings lock"))
+    }
+}
+
+impl BuildContext {
+    /// A context for tests and embedders: default options, not a DLQ, no data folder.
+    pub fn for_test(pipeline: &str, component: &str) -> Self {
+        BuildContext {
+            pipeline: Arc::from(pipeline),
+            component: Arc::from(component),
+            options: Default::default(),
+            is_dlq: false,
+            data_dir: None,
+            warnings: Warnings::default(),
+        }
+    }
 }
 
 /// A plugin's config is valid YAML but cannot be built (bad pattern, program or template).
@@ -274,6 +315,8 @@ impl Registry {
         spec: &ComponentSpec,
         file: &SourceFile,
         pipeline: &Arc<str>,
+        data_dir: Option<&Arc<std::path::Path>>,
+        warnings: &mut Vec<ConfigError>,
     ) -> Result<Built, ConfigError> {
         let Some(entry) = self.get(spec.kind, &spec.type_name) else {
             let names: Vec<&str> = self
@@ -296,29 +339,43 @@ impl Registry {
             pipeline: pipeline.clone(),
             component: Arc::from(spec.name.as_str()),
             options: spec.options,
+            is_dlq: spec.is_dlq,
+            data_dir: data_dir.cloned(),
+            warnings: Warnings::default(),
         };
-        (entry.build)(spec, &cx).map_err(|e| match e {
+        let built = (entry.build)(spec, &cx);
+        warnings.extend(
+            cx.warnings
+                .take()
+                .into_iter()
+                .map(|w| locate(spec, file, w)),
+        );
+        built.map_err(|e| match e {
             ComponentError::Options(d) => file.error(
                 d.location.unwrap_or(spec.location),
                 d.path.unwrap_or_else(|| spec.path.clone()),
-                d.message,
+                spec.config.hide_expanded(&d.message),
             ),
-            ComponentError::Build(b) => {
-                let node = spec.config.locate(&b.path);
-                let path = if b.path.is_empty() {
-                    spec.path.clone()
-                } else if b.path.starts_with('[') {
-                    format!("{}{}", spec.path, b.path)
-                } else {
-                    format!("{}.{}", spec.path, b.path)
-                };
-                let loc = if b.path.is_empty() {
-                    spec.location
-                } else {
-                    node.location
-                };
-                file.error(loc, path, b.message)
-            }
+            ComponentError::Build(b) => locate(spec, file, b),
         })
     }
+}
+
+/// A build error or warning placed at the option it names, with values that came from
+/// `${VAR}` shown as their reference.
+fn locate(spec: &ComponentSpec, file: &SourceFile, b: BuildError) -> ConfigError {
+    let node = spec.config.locate(&b.path);
+    let path = if b.path.is_empty() {
+        spec.path.clone()
+    } else if b.path.starts_with('[') {
+        format!("{}{}", spec.path, b.path)
+    } else {
+        format!("{}.{}", spec.path, b.path)
+    };
+    let loc = if b.path.is_empty() {
+        spec.location
+    } else {
+        node.location
+    };
+    file.error(loc, path, spec.config.hide_expanded(&b.message))
 }

@@ -137,6 +137,9 @@ pub async fn run_source(
     let (cx, _acker) = SourceContext::new(id, tx, shutdown.clone());
     let mut task = tokio::spawn(source.run(cx));
     let mut records = Vec::new();
+    // A source that neither ends nor sends enough is stopped at the deadline, not waited for.
+    let give_up = tokio::time::sleep(deadline);
+    tokio::pin!(give_up);
     loop {
         tokio::select! {
             b = rx.recv() => match b {
@@ -152,9 +155,48 @@ pub async fn run_source(
                 while let Ok(b) = rx.try_recv() { records.extend(b.records); }
                 return SourceRun { records, result: r.ok() };
             }
+            _ = &mut give_up, if !shutdown.is_cancelled() => shutdown.cancel(),
         }
     }
     let result = tokio::time::timeout(deadline, task)
+        .await
+        .ok()
+        .and_then(|r| r.ok());
+    SourceRun { records, result }
+}
+
+/// Like [`run_source`], but every record is acknowledged as delivered as soon as it arrives (its
+/// ack is taken off), as a pipeline whose sinks wrote it would: for sources that commit positions
+/// and wait for their acks before they stop.
+pub async fn run_source_acked(
+    source: Box<dyn Source>,
+    stop_after: Option<usize>,
+    deadline: Duration,
+) -> SourceRun {
+    let (tx, mut rx) = mpsc::channel(4);
+    let shutdown = CancellationToken::new();
+    let id = ComponentId {
+        pipeline: "test".into(),
+        component: "source".into(),
+    };
+    let (cx, _acker) = SourceContext::new(id, tx, shutdown.clone());
+    let task = tokio::spawn(source.run(cx));
+    let mut records = Vec::new();
+    let collect = async {
+        while let Some(b) = rx.recv().await {
+            for mut r in b.records {
+                r.ack = crate::ack::Ack::none();
+                records.push(r);
+            }
+            if stop_after.is_some_and(|n| records.len() >= n) && !shutdown.is_cancelled() {
+                shutdown.cancel();
+            }
+        }
+    };
+    let end = tokio::time::Instant::now() + deadline;
+    let _ = tokio::time::timeout_at(end, collect).await;
+    shutdown.cancel();
+    let result = tokio::time::timeout_at(end + Duration::from_secs(2), task)
         .await
         .ok()
         .and_then(|r| r.ok());

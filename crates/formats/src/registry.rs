@@ -107,16 +107,23 @@ impl Registry {
         }
         let client = http_client(cfg)?;
         let settings = b.build_with(client).map_err(|e| {
-            FormatError::Config(match e.cause {
-                Some(c) => format!("schema registry client: {}: {c}", e.error),
-                None => format!("schema registry client: {}", e.error),
-            })
+            FormatError::Config(
+                weir_core::redact::urls(&match e.cause {
+                    Some(c) => format!("schema registry client: {}: {c}", e.error),
+                    None => format!("schema registry client: {}", e.error),
+                })
+                .into_owned(),
+            )
         })?;
         Ok(Registry {
             decoder: AvroDecoder::new(settings.clone()),
             encoder: AvroEncoder::new(settings),
             schemas: Mutex::new(BTreeMap::new()),
-            urls: urls.join(", "),
+            urls: urls
+                .iter()
+                .map(|u| weir_core::redact::url(u).into_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
         })
     }
 
@@ -228,6 +235,8 @@ impl Registry {
             Some(c) => format!("{}: {c}", e.error),
             None => e.error.clone(),
         };
+        // The client's messages quote the request URL, user-info and all.
+        let text = weir_core::redact::urls(&text).into_owned();
         let unavailable = e.retriable
             || [
                 "status 5",

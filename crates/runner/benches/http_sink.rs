@@ -129,9 +129,8 @@ async fn run(
     let config: HttpSinkConfig = serde_json::from_value(cfg).unwrap();
     let sink = config
         .build(&BuildContext {
-            pipeline: "bench".into(),
-            component: "http".into(),
             options,
+            ..BuildContext::for_test("bench", "http")
         })
         .unwrap();
     let pipeline = Pipeline::builder("bench")

@@ -56,7 +56,7 @@ pub fn dead_letter(mut record: Record, pipeline: &str, f: &Failure) -> Record {
     record.set_header(headers::CONNECTOR, pipeline.to_owned());
     record.set_header(headers::STAGE, f.stage.to_owned());
     record.set_header(headers::CLASS, f.class.clone());
-    let mut msg = f.message.clone();
+    let mut msg = weir_core::redact::urls(&f.message).into_owned();
     if msg.len() > 4096 {
         let mut cut = 4096;
         while !msg.is_char_boundary(cut) {
@@ -64,11 +64,11 @@ pub fn dead_letter(mut record: Record, pipeline: &str, f: &Failure) -> Record {
         }
         msg.truncate(cut);
     }
+    record.meta.error = Some(format!("{} `{}`: {}", f.stage, f.component, msg).into());
     record.set_header(headers::MESSAGE, msg);
     record.set_header(headers::PIPELINE, pipeline.to_owned());
     record.set_header(headers::COMPONENT, f.component.clone());
     record.set_header(headers::ATTEMPTS, f.attempts.to_string());
-    record.meta.error = Some(format!("{} `{}`: {}", f.stage, f.component, f.message).into());
     record
 }
 

@@ -39,6 +39,10 @@ enum Command {
         /// own threads besides; on a small machine shared with a broker, fewer can be faster.
         #[arg(long, env = "WEIR_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+        /// Where components keep state between runs (the `file` source's read positions).
+        /// Default: `$XDG_STATE_HOME/weir`, else `~/.local/state/weir`.
+        #[arg(long, env = "WEIR_DATA_DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Check pipeline files without connecting to anything; exit status 2 on errors.
     Validate {
@@ -72,8 +76,10 @@ const EXIT_CONFIG: u8 = 2;
 fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    // Colour only on a terminal: escape codes in a log file are noise to every reader.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),
@@ -101,6 +107,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             for path in paths {
                 match Runtime::from_path(&path, &registry) {
                     Ok(rt) => {
+                        for w in rt.warnings() {
+                            eprintln!("warning: {w}\n");
+                        }
                         let names = rt.pipeline_names();
                         eprintln!(
                             "ok: {} ({} pipeline{}: {})",
@@ -122,8 +131,16 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Run { path, threads } => {
-            let rt = match Runtime::from_path(&path, &registry) {
+        Command::Run {
+            path,
+            threads,
+            data_dir,
+        } => {
+            let data_dir = data_dir.or_else(default_data_dir);
+            if data_dir.is_none() {
+                tracing::warn!("no data folder (set --data-dir or HOME): file sources will not keep their read positions");
+            }
+            let rt = match Runtime::from_path_in(&path, &registry, data_dir.map(Into::into)) {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("{e}");
@@ -188,7 +205,23 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `$XDG_STATE_HOME/weir`, else `~/.local/state/weir` (the XDG base directory convention).
+fn default_data_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })
+        .map(|d| d.join("weir"))
+}
+
 async fn run(rt: Runtime) -> anyhow::Result<ExitCode> {
+    for w in rt.warnings() {
+        tracing::warn!("{w}");
+    }
     let shutdown = CancellationToken::new();
     let names = rt.pipeline_names().join(", ");
     tracing::info!("starting pipelines: {names}");
@@ -214,6 +247,8 @@ async fn run(rt: Runtime) -> anyhow::Result<ExitCode> {
     }
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
+        // Standard output was closed (`weir run … | head`): stop quietly, as ripgrep does.
+        Err(RunError::Failed(f)) if f.iter().all(|f| f.output_closed) => Ok(ExitCode::SUCCESS),
         Err(RunError::Config(e)) => {
             eprintln!("{e}");
             Ok(ExitCode::from(EXIT_CONFIG))

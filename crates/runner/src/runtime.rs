@@ -42,6 +42,7 @@ pub enum RunError {
 pub struct Runtime {
     pipelines: Vec<Pipeline>,
     metrics: MetricsRegistry,
+    warnings: Vec<ConfigError>,
 }
 
 /// `on_error: dlq` on any stage (pipeline transform, sink, or a sink's own transform) needs a
@@ -62,7 +63,9 @@ struct PipelineBuild<'a> {
     plugins: &'a Registry,
     metrics: &'a MetricsRegistry,
     schemas: Option<Arc<SchemaRegistry>>,
+    data_dir: Option<&'a Arc<Path>>,
     errors: Vec<ConfigError>,
+    warnings: &'a mut Vec<ConfigError>,
     /// Converter errors, dropped when the registry itself is broken: they would only repeat
     /// that it is missing.
     converter_errors: Vec<ConfigError>,
@@ -72,7 +75,10 @@ impl PipelineBuild<'_> {
     fn transform(&mut self, spec: &ComponentSpec) -> Option<TransformStage> {
         let p = self.p;
         check_dlq_exists(spec, p, &mut self.errors);
-        match self.plugins.build(spec, &p.file, &p.name) {
+        match self
+            .plugins
+            .build(spec, &p.file, &p.name, self.data_dir, self.warnings)
+        {
             Ok(Built::Transform(t)) => Some(TransformStage {
                 name: Arc::from(spec.name.as_str()),
                 transform: t,
@@ -100,7 +106,10 @@ impl PipelineBuild<'_> {
             Err(e) => self.converter_errors.push(e),
         }
         check_dlq_exists(spec, p, &mut self.errors);
-        match self.plugins.build(spec, &p.file, &p.name) {
+        match self
+            .plugins
+            .build(spec, &p.file, &p.name, self.data_dir, self.warnings)
+        {
             Ok(Built::Sink(s)) => Some(SinkStage {
                 name: Arc::from(spec.name.as_str()),
                 sink: s,
@@ -137,7 +146,13 @@ impl PipelineBuild<'_> {
             self.converter_errors.push(e);
             None
         });
-        let source = match self.plugins.build(&p.source, &p.file, &p.name) {
+        let source = match self.plugins.build(
+            &p.source,
+            &p.file,
+            &p.name,
+            self.data_dir,
+            self.warnings,
+        ) {
             Ok(Built::Source(s)) => Some(s),
             Ok(_) => unreachable!("registry returns the kind asked for"),
             Err(e) => {
@@ -181,7 +196,7 @@ pub fn build(
     registry: &Registry,
     metrics: &MetricsRegistry,
 ) -> Result<Vec<Pipeline>, ConfigErrors> {
-    build_with(specs, Vec::new(), registry, metrics)
+    build_with(specs, Vec::new(), registry, metrics, None, &mut Vec::new())
 }
 
 fn build_with(
@@ -189,6 +204,8 @@ fn build_with(
     mut errors: Vec<ConfigError>,
     registry: &Registry,
     metrics: &MetricsRegistry,
+    data_dir: Option<&Arc<Path>>,
+    warnings: &mut Vec<ConfigError>,
 ) -> Result<Vec<Pipeline>, ConfigErrors> {
     let mut out = Vec::new();
     for p in &specs {
@@ -197,7 +214,9 @@ fn build_with(
             plugins: registry,
             metrics,
             schemas: None,
+            data_dir,
             errors: Vec::new(),
+            warnings,
             converter_errors: Vec::new(),
         };
         match build.pipeline() {
@@ -215,11 +234,30 @@ fn build_with(
 impl Runtime {
     /// Loads and builds a file or directory of pipelines (environment from the process).
     pub fn from_path(path: &Path, registry: &Registry) -> Result<Self, ConfigErrors> {
+        Self::from_path_in(path, registry, None)
+    }
+
+    /// Like [`Runtime::from_path`], with a folder where components keep state between runs
+    /// (the `file` source's checkpoints).
+    pub fn from_path_in(
+        path: &Path,
+        registry: &Registry,
+        data_dir: Option<Arc<Path>>,
+    ) -> Result<Self, ConfigErrors> {
         let metrics = MetricsRegistry::default();
         let (specs, errors) = load_path_partial(path, &process_env);
+        let mut warnings = Vec::new();
         Ok(Runtime {
-            pipelines: build_with(specs, errors, registry, &metrics)?,
+            pipelines: build_with(
+                specs,
+                errors,
+                registry,
+                &metrics,
+                data_dir.as_ref(),
+                &mut warnings,
+            )?,
             metrics,
+            warnings,
         })
     }
 
@@ -231,15 +269,27 @@ impl Runtime {
     ) -> Result<Self, ConfigErrors> {
         let metrics = MetricsRegistry::default();
         let (specs, errors) = load_str_partial(name, yaml, &process_env);
+        let mut warnings = Vec::new();
         Ok(Runtime {
-            pipelines: build_with(specs, errors, registry, &metrics)?,
+            pipelines: build_with(specs, errors, registry, &metrics, None, &mut warnings)?,
             metrics,
+            warnings,
         })
     }
 
     /// Pipelines built in code.
     pub fn from_pipelines(pipelines: Vec<Pipeline>, metrics: MetricsRegistry) -> Self {
-        Runtime { pipelines, metrics }
+        Runtime {
+            pipelines,
+            metrics,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Problems found while building that do not stop the pipelines (a pattern that can never
+    /// match), located like errors.
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
     }
 
     /// The counters of every component.
@@ -286,6 +336,7 @@ impl Runtime {
                 Err(e) => failures.push(PipelineFailed {
                     pipeline: "?".into(),
                     reason: format!("pipeline task crashed: {e}"),
+                    output_closed: false,
                 }),
             }
         }

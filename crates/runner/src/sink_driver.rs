@@ -42,6 +42,8 @@ struct WriteResult {
     delivered: u64,
     bytes: u64,
     failed: Vec<(Record, Failure)>,
+    /// The sink's output was closed for good ([`SinkError::OutputClosed`]).
+    closed: Option<String>,
 }
 
 fn sink_failure(component: &str, class: &str, message: String, attempts: u32) -> Failure {
@@ -76,6 +78,7 @@ async fn write_with_retry(
                     delivered,
                     bytes,
                     failed,
+                    closed: None,
                 };
             }
             Err(SinkError::Retriable {
@@ -92,9 +95,23 @@ async fn write_with_retry(
                     delivered,
                     bytes,
                     failed,
+                    closed: None,
                 };
             }
-            Err(SinkError::Partial(outcomes)) if outcomes.len() == records.len() => {
+            Err(SinkError::OutputClosed(message)) => {
+                // Not the records' fault: they stay uncommitted and the pipeline stops.
+                fail_records(&records);
+                return WriteResult {
+                    delivered,
+                    bytes,
+                    failed,
+                    closed: Some(message),
+                };
+            }
+            Err(SinkError::Partial {
+                outcomes,
+                retry_after,
+            }) if outcomes.len() == records.len() => {
                 let mut retry = Vec::new();
                 let mut msg = String::new();
                 for (r, o) in records.into_iter().zip(outcomes) {
@@ -112,9 +129,9 @@ async fn write_with_retry(
                         }
                     }
                 }
-                (retry, None, msg)
+                (retry, retry_after, msg)
             }
-            Err(SinkError::Partial(outcomes)) => {
+            Err(SinkError::Partial { outcomes, .. }) => {
                 let message = format!(
                     "sink bug: {} outcomes for {} records",
                     outcomes.len(),
@@ -129,6 +146,7 @@ async fn write_with_retry(
                 delivered,
                 bytes,
                 failed,
+                closed: None,
             };
         }
         if !may_retry(&opts.retry, attempts) {
@@ -142,10 +160,11 @@ async fn write_with_retry(
                 delivered,
                 bytes,
                 failed,
+                closed: None,
             };
         }
         let delay = backoff(&opts.retry, attempts, retry_after);
-        tracing::warn!(component = %name, attempt = attempts, "write failed, retrying in {delay:?}: {last_message}");
+        tracing::warn!(component = %name, attempt = attempts, "write failed, retrying in {delay:?}: {}", weir_core::redact::urls(&last_message));
         ComponentMetrics::add(&metrics.retries, 1);
         tokio::time::sleep(delay).await;
         attempts += 1;
@@ -227,6 +246,9 @@ pub async fn run_sink(
         tokio::select! {
             Some(done) = inflight.next(), if !inflight.is_empty() => match done {
                 Ok(res) => {
+                    if let Some(why) = &res.closed {
+                        route.shared.stop_output_closed(&stage.name, why);
+                    }
                     ComponentMetrics::add(&stage.metrics.sent_records, res.delivered);
                     ComponentMetrics::add(&stage.metrics.sent_bytes, res.bytes);
                     let nfailed = res.failed.len() as u64;

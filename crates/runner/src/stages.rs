@@ -20,6 +20,9 @@ pub struct Shared {
     /// Cancelled to stop reading (graceful stop, or failure).
     pub stop: CancellationToken,
     failure: Mutex<Option<String>>,
+    /// Set when the pipeline stopped because a sink's output was closed (not a failure of the
+    /// records: `weir run … | head`).
+    output_closed: std::sync::atomic::AtomicBool,
     budget: Option<Budget>,
 }
 
@@ -30,19 +33,40 @@ impl Shared {
             pipeline,
             stop,
             failure: Mutex::new(None),
+            output_closed: Default::default(),
             budget,
         }
     }
 
     /// Fails the pipeline (the first reason wins) and starts a graceful stop.
     pub fn fail(&self, reason: impl Into<String>) {
-        let reason = reason.into();
+        // Whatever a component reported, no URL credential reaches the log or the status.
+        let reason = weir_core::redact::urls(&reason.into()).into_owned();
         let mut f = self.failure.lock().expect("failure lock");
         if f.is_none() {
             tracing::error!(pipeline = %self.pipeline, "{reason}; stopping the pipeline");
             *f = Some(reason);
         }
         self.stop.cancel();
+    }
+
+    /// Stops the pipeline because a sink's output is gone for good (standard output closed): the
+    /// records it did not write stay uncommitted, nothing is dead-lettered.
+    pub fn stop_output_closed(&self, component: &str, why: &str) {
+        let mut f = self.failure.lock().expect("failure lock");
+        if f.is_none() {
+            tracing::info!(pipeline = %self.pipeline, component, "{why}; stopping the pipeline (records not written stay uncommitted)");
+            *f = Some(format!("sink `{component}`: {why}"));
+            self.output_closed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        self.stop.cancel();
+    }
+
+    /// True when the pipeline stopped because a sink's output was closed.
+    pub fn output_closed(&self) -> bool {
+        self.output_closed
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Why the pipeline failed, if it did.
@@ -107,7 +131,11 @@ impl FailureRoute {
         let first = &failed[0].1;
         let summary = format!(
             "{} record(s) failed at {} `{}` after {} attempt(s): {}",
-            n, first.stage, first.component, first.attempts, first.message
+            n,
+            first.stage,
+            first.component,
+            first.attempts,
+            weir_core::redact::urls(&first.message)
         );
         match on_error {
             OnError::Keep => {

@@ -39,6 +39,9 @@ pub struct PipelineFailed {
     pub pipeline: String,
     /// What happened.
     pub reason: String,
+    /// The pipeline stopped because a sink's output was closed (`weir run … | head`), not
+    /// because records failed; the CLI exits 0 then, as command-line tools do on a broken pipe.
+    pub output_closed: bool,
 }
 
 impl Pipeline {
@@ -164,12 +167,14 @@ impl Pipeline {
             return Err(PipelineFailed {
                 pipeline: name.to_string(),
                 reason: shared.failure().unwrap_or_default(),
+                output_closed: false,
             });
         }
         match shared.failure() {
             Some(reason) => Err(PipelineFailed {
                 pipeline: name.to_string(),
                 reason,
+                output_closed: shared.output_closed(),
             }),
             None => Ok(()),
         }

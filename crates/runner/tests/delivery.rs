@@ -184,7 +184,7 @@ impl Sink for TestSink {
                 }
             }
             if outcomes.iter().any(|o| *o != RecordOutcome::Delivered) {
-                return Err(SinkError::Partial(outcomes));
+                return Err(SinkError::partial(outcomes));
             }
             return Ok(());
         }

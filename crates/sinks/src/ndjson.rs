@@ -1,8 +1,8 @@
 //! One JSON document per line: the record value as written, or the whole Pipes-shaped envelope.
 //!
-//! A value that is not JSON is never lost or allowed to break the line format: UTF-8 text is
-//! written as a JSON string, other bytes (an Avro payload in a dead letter, say) as base64, under
-//! `value_base64` in an envelope and as a base64 string otherwise.
+//! Every line is valid JSON, and a value that is not JSON is never lost: UTF-8 text is written as
+//! a JSON string, other bytes (an Avro payload in a dead letter, or JSON with invalid UTF-8 in
+//! a string) as base64, under `value_base64` in an envelope and as a base64 string otherwise.
 
 use weir_core::Record;
 use weir_core::event::{EVENT_FIELDS, meta_field};
@@ -29,14 +29,14 @@ pub fn write_line(record: &Record, envelope: bool, buf: &mut Vec<u8>) {
         }
         let start = buf.len();
         buf.extend_from_slice(b"\"value\":");
-        if !write_value(record, buf, true) {
+        if !write_value(record, buf) {
             buf.truncate(start);
             buf.extend_from_slice(b"\"value_base64\":");
             write_base64(record, buf);
         }
         buf.extend_from_slice(b"}\n");
     } else {
-        if !write_value(record, buf, false) {
+        if !write_value(record, buf) {
             write_base64(record, buf);
         }
         buf.push(b'\n');
@@ -49,19 +49,17 @@ fn write_base64(record: &Record, buf: &mut Vec<u8>) {
     serde_json::to_writer(&mut *buf, &text).expect("strings serialize");
 }
 
-/// Writes the value as one line of JSON, or of verbatim text when `must_be_json` is false.
-/// Returns false (having written nothing) for bytes that are not UTF-8.
-fn write_value(record: &Record, buf: &mut Vec<u8>, must_be_json: bool) -> bool {
+/// Writes the value as one line of JSON. Returns false (having written nothing) for bytes that
+/// are not UTF-8, which the caller writes as base64.
+fn write_value(record: &Record, buf: &mut Vec<u8>) -> bool {
     let start = buf.len();
     record.value.write_to(buf);
     let written = &buf[start..];
-    let has_newline = written.contains(&b'\n');
-    if !must_be_json && !has_newline {
-        return true; // verbatim, as before: text lines stay text lines
-    }
-    if !has_newline {
+    // serde_json does not check the UTF-8 of strings it skips; JSON text is UTF-8.
+    let utf8 = std::str::from_utf8(written).is_ok();
+    if !written.contains(&b'\n') {
         // Checking is enough: valid JSON on one line is written as it is.
-        if serde_json::from_slice::<serde::de::IgnoredAny>(written).is_ok() {
+        if utf8 && serde_json::from_slice::<serde::de::IgnoredAny>(written).is_ok() {
             return true;
         }
     } else if let Ok(v) = serde_json::from_slice::<serde_json::Value>(written) {
@@ -122,10 +120,19 @@ mod tests {
         // Text with a newline: a JSON string.
         write_line(&Record::from_bytes(&b"not\njson"[..]), false, &mut buf);
         assert_eq!(buf, b"\"not\\njson\"\n");
-        // Plain text without a newline is written as it is.
+        // Plain text is a JSON string too: every line is JSON.
         buf.clear();
         write_line(&Record::from_bytes(&b"a line"[..]), false, &mut buf);
-        assert_eq!(buf, b"a line\n");
+        assert_eq!(buf, b"\"a line\"\n");
+        // JSON with invalid UTF-8 inside a string is not JSON: base64, as binary is.
+        buf.clear();
+        let bad = b"{\"a\":1,\"s\":\"\xff\xfe\"}";
+        write_line(&Record::from_bytes(&bad[..]), true, &mut buf);
+        let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(v["value_base64"], json!("eyJhIjoxLCJzIjoi//4ifQ=="));
+        buf.clear();
+        write_line(&Record::from_bytes(&bad[..]), false, &mut buf);
+        assert!(std::str::from_utf8(&buf).is_ok(), "{buf:?}");
         // In an envelope, text becomes a JSON string and binary becomes base64.
         buf.clear();
         write_line(&Record::from_bytes(&b"{not json"[..]), true, &mut buf);

@@ -25,6 +25,8 @@ impl DeError {
         if self.location.is_none() {
             self.location = Some(node.location);
             self.path = Some(path.to_owned());
+            // A value from `${VAR}` may be a secret: the message names the reference instead.
+            self.message = node.hide_expanded(&self.message);
         }
         self
     }
@@ -120,6 +122,9 @@ impl<'a> NodeDe<'a> {
             NodeKind::Bool(b) => visitor.visit_bool(*b),
             NodeKind::Int(i) => visitor.visit_i64(*i),
             NodeKind::UInt(u) => visitor.visit_u64(*u),
+            NodeKind::Float(f) if !f.is_finite() => Err(DeError::custom(
+                "this number is beyond the range of a double (±1.7976931348623157e308); numbers must be finite",
+            )),
             NodeKind::Float(f) => visitor.visit_f64(*f),
             NodeKind::Str(s) => visitor.visit_str(s),
             NodeKind::Seq(items) => visitor.visit_seq(SeqDe {
@@ -147,7 +152,8 @@ impl<'a> NodeDe<'a> {
                 visitor.visit_f64(f)
             } else {
                 Err(de::Error::custom(format!(
-                    "expected a number, `${{...}}` expanded to {text:?}"
+                    "expected a number; `{}` does not expand to one",
+                    node.reference.as_deref().unwrap_or("${...}")
                 )))
             };
             return r.map_err(|e: DeError| e.at(node, &path));
@@ -181,9 +187,10 @@ impl<'de> Deserializer<'de> for NodeDe<'_> {
             let b = match text {
                 "true" | "True" | "TRUE" => true,
                 "false" | "False" | "FALSE" => false,
-                other => {
+                _ => {
                     return Err(DeError::custom(format!(
-                        "expected true or false, `${{...}}` expanded to {other:?}"
+                        "expected true or false; `{}` does not expand to either",
+                        self.node.reference.as_deref().unwrap_or("${...}")
                     ))
                     .at(self.node, &self.path));
                 }

@@ -95,7 +95,7 @@ pub fn interpolate(
     match &mut node.kind {
         NodeKind::Str(s) => match expand_str(s, lookup) {
             Ok(Some(v)) => {
-                *s = v;
+                node.reference = Some(std::mem::replace(s, v).into_boxed_str());
                 node.interpolated = true;
             }
             Ok(None) => {}
@@ -113,7 +113,20 @@ pub fn interpolate(
         }
         NodeKind::Map(entries) => {
             for (k, v) in entries.iter_mut() {
-                let p = child_key(path, &k.scalar_text().unwrap_or_default());
+                let key = k.scalar_text().unwrap_or_default();
+                let p = child_key(path, &key);
+                // Keys are names (pipelines, options): `${VAR}` is not expanded in them, so
+                // say so rather than leave a pipeline literally named `${X}`.
+                if key.replace("$${", "").contains("${") {
+                    errors.push(MissingVar {
+                        name: String::new(),
+                        node: k.clone(),
+                        path: p.clone(),
+                        message: format!(
+                            "`${{...}}` is not expanded in keys (`{key}`): write the name itself; only values take `${{VAR}}`"
+                        ),
+                    });
+                }
                 interpolate(v, &p, lookup, errors);
             }
         }

@@ -36,12 +36,39 @@ pub fn parse_yaml(file: &SourceFile) -> Result<Node, ConfigError> {
         let full = e.to_string();
         let first = full.lines().next().unwrap_or("invalid YAML").trim();
         let message = first.strip_prefix("error: ").unwrap_or(first);
-        let message = strip_location_prefix(message);
+        let message = user_message(strip_location_prefix(message));
         if message.contains("budget breached") {
             return file.error(location, "", format!("the document is too large or expands too much through anchors and aliases ({message}); pipeline files this big are refused"));
         }
         file.error(location, "", format!("invalid YAML: {message}"))
     })
+}
+
+/// The YAML library's message in a pipeline author's terms, without hints about the library's
+/// own options.
+fn user_message(m: &str) -> std::borrow::Cow<'_, str> {
+    if let Some(rest) = m.strip_prefix("duplicate mapping key") {
+        let key = rest
+            .strip_prefix(": ")
+            .and_then(|r| r.split(", set DuplicateKeyPolicy").next())
+            .map(|k| format!(" `{k}`"))
+            .unwrap_or_default();
+        return format!("duplicate key{key}: a key may appear only once in a mapping").into();
+    }
+    if let Some(rest) = m.strip_prefix("non-finite float ") {
+        let number = rest.split(" rejected").next().unwrap_or(rest);
+        return format!(
+            "{number} is beyond the range of a double (±1.7976931348623157e308); numbers must be finite"
+        )
+        .into();
+    }
+    if let Some(rest) = m.strip_suffix(" by configured policy") {
+        return rest.to_owned().into();
+    }
+    if m.starts_with("!!binary scalar is not valid UTF-8") {
+        return "a !!binary value that is not UTF-8 text cannot be used as text".into();
+    }
+    m.into()
 }
 
 fn strip_location_prefix(m: &str) -> &str {

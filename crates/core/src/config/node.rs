@@ -22,6 +22,9 @@ pub struct Node {
     /// True when `${VAR}` expansion produced this scalar: its text may then be read as a number
     /// or boolean where the option wants one.
     pub interpolated: bool,
+    /// The scalar as written before `${VAR}` expansion (`${SECRET}`): errors about the value
+    /// show this, never the value, which may be a secret.
+    pub reference: Option<Box<str>>,
 }
 
 /// The content of a node. Scalars are typed by YAML 1.2 core rules (so `NO` stays a string).
@@ -52,6 +55,7 @@ impl Node {
             location,
             kind,
             interpolated: false,
+            reference: None,
         }
     }
 
@@ -116,6 +120,29 @@ impl Node {
             }
         }
         node
+    }
+
+    /// `message` with every value that `${VAR}` expansion put in this subtree replaced by the
+    /// reference it came from, so an error never shows a secret's value.
+    pub fn hide_expanded(&self, message: &str) -> String {
+        let mut out = message.to_owned();
+        let mut stack = vec![self];
+        while let Some(n) = stack.pop() {
+            match &n.kind {
+                NodeKind::Str(value) => {
+                    if let Some(reference) = &n.reference
+                        && !value.is_empty()
+                        && out.contains(value.as_str())
+                    {
+                        out = out.replace(value.as_str(), reference);
+                    }
+                }
+                NodeKind::Seq(items) => stack.extend(items),
+                NodeKind::Map(entries) => stack.extend(entries.iter().flat_map(|(k, v)| [k, v])),
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Converts to JSON (for plugin options that take free-form data, and for `weir validate`).

@@ -132,6 +132,8 @@ pub struct ComponentSpec {
     pub format: Option<Formats>,
     /// Where `format:` is written.
     pub format_location: Option<Location>,
+    /// True for the pipeline's `dlq:` sink.
+    pub is_dlq: bool,
 }
 
 /// Pipeline-wide settings.
@@ -218,6 +220,33 @@ const SINK_RUNNER_KEYS: &[&str] = &[
     "format",
 ];
 const DLQ_RUNNER_KEYS: &[&str] = &["type", "name", "batch", "retry", "max_in_flight"];
+
+/// The longest pipeline or component name.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Checks a pipeline or component name: names appear in URLs (`/v1/pipelines/{name}`), metric
+/// labels, dead-letter headers and log lines, so they are 1 to 128 letters, digits, `-`, `_`
+/// and `.`, starting with a letter or digit.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("must be at most {MAX_NAME_LEN} characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "{name:?} has {c:?}; names use letters, digits, `-`, `_` and `.`"
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!("{name:?} must start with a letter or digit"));
+    }
+    Ok(())
+}
 
 /// Keys the runner takes off a component of this kind (everything else goes to the plugin).
 pub fn runner_keys(kind: PluginKind, dlq: bool) -> &'static [&'static str] {
@@ -327,6 +356,10 @@ impl Parser<'_> {
                 continue;
             };
             let path = child_key("pipelines", &name);
+            if let Err(why) = check_name(&name) {
+                self.err(k, &path, format!("pipeline name: {why}"));
+                continue;
+            }
             if let Some(p) = self.pipeline(&name, v, &path, registry.as_ref()) {
                 out.push(p);
             }
@@ -539,7 +572,12 @@ impl Parser<'_> {
             }
             match key.as_str() {
                 "type" => type_node = Some(v),
-                "name" => name = self.typed::<String>(v, &kpath),
+                "name" => {
+                    name = self.typed::<String>(v, &kpath);
+                    if let Some(Err(why)) = name.as_deref().map(check_name) {
+                        self.err(v, &kpath, format!("component name: {why}"));
+                    }
+                }
                 "transforms" => transforms = self.components(v, &kpath, PluginKind::Transform),
                 "batch" => options.batch = self.typed(v, &kpath).unwrap_or_default(),
                 "retry" => options.retry = self.typed(v, &kpath).unwrap_or_default(),
@@ -622,6 +660,7 @@ impl Parser<'_> {
             transforms,
             format,
             format_location,
+            is_dlq: dlq,
         })
     }
 

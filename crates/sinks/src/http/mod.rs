@@ -320,11 +320,19 @@ fn summarize(outcomes: Vec<Option<Result<(), Failure>>>) -> Result<(), SinkError
             retry_after,
         });
     }
+    // The longest delay any server asked for holds for every record retried.
+    let retry_after = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Some(Err(Failure::Retriable { retry_after, .. })) => *retry_after,
+            _ => None,
+        })
+        .max();
     let waiting = first_retry
         .map(|(m, _)| format!("not sent: an earlier record is retried first ({m})"))
         .unwrap_or_default();
-    Err(SinkError::Partial(
-        outcomes
+    Err(SinkError::Partial {
+        outcomes: outcomes
             .into_iter()
             .map(|o| match o {
                 Some(Ok(())) => RecordOutcome::Delivered,
@@ -333,7 +341,8 @@ fn summarize(outcomes: Vec<Option<Result<(), Failure>>>) -> Result<(), SinkError
                 None => RecordOutcome::Retriable(waiting.clone()),
             })
             .collect(),
-    ))
+        retry_after,
+    })
 }
 
 #[async_trait]

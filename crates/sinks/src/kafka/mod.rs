@@ -347,7 +347,7 @@ impl Sink for KafkaSink {
         if outcomes.iter().all(|o| *o == RecordOutcome::Delivered) {
             Ok(())
         } else {
-            Err(SinkError::Partial(outcomes))
+            Err(SinkError::partial(outcomes))
         }
     }
 

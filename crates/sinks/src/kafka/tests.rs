@@ -19,19 +19,13 @@ fn sink(bootstrap: &str, topic: &str) -> Box<dyn Sink> {
         "options": { "topic.metadata.propagation.max.ms": 500 }
     }))
     .unwrap();
-    config
-        .build(&BuildContext {
-            pipeline: "p".into(),
-            component: "k".into(),
-            options: Default::default(),
-        })
-        .unwrap()
+    config.build(&BuildContext::for_test("p", "k")).unwrap()
 }
 
 fn outcomes(r: Result<(), SinkError>) -> Vec<RecordOutcome> {
     match r {
         Ok(()) => Vec::new(),
-        Err(SinkError::Partial(o)) => o,
+        Err(SinkError::Partial { outcomes: o, .. }) => o,
         Err(other) => panic!("expected per-record outcomes, got {other:?}"),
     }
 }

@@ -32,9 +32,10 @@ pub struct LogSinkConfig {
     /// Level to log at.
     #[serde(default)]
     pub level: Level,
-    /// Log the whole event instead of just the value.
+    /// Log the whole event instead of just the value (default: false, and true for a `dlq:`, so
+    /// dead letters keep their error headers).
     #[serde(default)]
-    pub envelope: bool,
+    pub envelope: Option<bool>,
 }
 
 /// The log sink.
@@ -53,7 +54,7 @@ impl PluginConfig for LogSinkConfig {
     fn build(self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
         Ok(Box::new(LogSink {
             level: self.level,
-            envelope: self.envelope,
+            envelope: self.envelope.unwrap_or(cx.is_dlq),
             pipeline: cx.pipeline.to_string(),
             component: cx.component.to_string(),
         }))

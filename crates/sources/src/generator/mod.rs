@@ -136,11 +136,7 @@ mod tests {
             anomaly_rate: 0.05,
             max_batch: 100,
         }
-        .build(&BuildContext {
-            pipeline: "p".into(),
-            component: "g".into(),
-            options: Default::default(),
-        })
+        .build(&BuildContext::for_test("p", "g"))
         .unwrap()
     }
 
@@ -205,11 +201,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_options() {
-        let cx = BuildContext {
-            pipeline: "p".into(),
-            component: "g".into(),
-            options: Default::default(),
-        };
+        let cx = BuildContext::for_test("p", "g");
         let bad = GeneratorSourceConfig {
             count: None,
             rate_per_sec: Some(0.0),

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use tokio::io::BufReader;
 use weir_core::{BuildContext, BuildError, PluginConfig, Source, SourceContext, SourceError};
 
-use crate::lines::read_lines;
+use crate::lines::{LineReader, read_to_end};
 
 /// Reads standard input, one JSON document per line; a line that is not JSON becomes a string
 /// value. The pipeline ends after EOF once everything is delivered. Records carry topic `stdin`,
@@ -51,11 +50,8 @@ weir_core::register_plugin!(StdinSourceConfig);
 #[async_trait]
 impl Source for StdinSource {
     async fn run(self: Box<Self>, cx: SourceContext) -> Result<(), SourceError> {
-        let mut reader = BufReader::with_capacity(256 * 1024, tokio::io::stdin());
+        let mut reader = LineReader::new(tokio::io::stdin(), 0, 0);
         let topic: Arc<str> = "stdin".into();
-        let mut offset = 0;
-        read_lines(&mut reader, &cx, &topic, &mut offset, self.max_batch)
-            .await
-            .map(|_| ())
+        read_to_end(&mut reader, &cx, &topic, self.max_batch).await
     }
 }

@@ -59,6 +59,32 @@ fn hash_value(v: &mut Json, salt: &[u8]) {
     *v = Json::String(hex::encode(h.finalize()));
 }
 
+impl FieldsTransform {
+    /// True when some operation would change this value (a path it names is there), so that a
+    /// value none of them touches is not re-serialised.
+    fn changes(&self, v: &Json) -> bool {
+        if let Some(proj) = &self.include {
+            return proj.apply(v).as_ref() != Some(v);
+        }
+        let mut found = Vec::new();
+        let value_paths = self
+            .exclude
+            .iter()
+            .filter(|p| p.root == Root::Value)
+            .map(|p| &p.segments[..])
+            .chain(self.rename.iter().map(|(from, _)| &from[..]))
+            .chain(self.mask.iter().map(|s| &s[..]))
+            .chain(self.hash.iter().map(|s| &s[..]));
+        for segs in value_paths {
+            path::get_all(v, segs, &mut found);
+            if !found.is_empty() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
 impl Transform for FieldsTransform {
     fn apply(&self, record: &mut Record) -> Result<Flow, TransformError> {
         for p in &self.exclude {
@@ -73,7 +99,8 @@ impl Transform for FieldsTransform {
             || !self.rename.is_empty()
             || !self.mask.is_empty()
             || !self.hash.is_empty();
-        if !touches_value {
+        if !touches_value || !self.changes(record.value.json()?) {
+            // Nothing to change: the value keeps its original bytes.
             return Ok(Flow::Keep);
         }
         let v = record.value.json_mut()?;
@@ -113,11 +140,7 @@ mod tests {
     fn build(yaml: &str) -> Result<Box<dyn Transform>, weir_core::BuildError> {
         let n: Node = serde_saphyr_free_parse(yaml);
         let c: FieldsTransformConfig = from_node(&n, "").unwrap();
-        c.build(&BuildContext {
-            pipeline: "p".into(),
-            component: "c".into(),
-            options: Default::default(),
-        })
+        c.build(&BuildContext::for_test("p", "c"))
     }
 
     fn serde_saphyr_free_parse(yaml: &str) -> Node {

@@ -2,6 +2,7 @@
 //! Pipes' Kafka event shape `{topic, partition, offset, timestamp, key, headers, value}`.
 
 mod config;
+mod number;
 pub mod pattern;
 
 use std::borrow::Cow;

@@ -9,8 +9,12 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
+use std::cmp::Ordering;
+
 use ipnet::IpNet;
 use serde_json::{Map, Value as Json};
+
+use super::number;
 
 /// A pattern that does not compile; `path` is relative to the pattern root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +50,18 @@ enum Rule {
 #[derive(Debug, Clone)]
 enum Matcher {
     Exact(Json),
-    Prefix { text: String, ignore_case: bool },
-    Suffix { text: String, ignore_case: bool },
+    Prefix {
+        text: String,
+        ignore_case: bool,
+    },
+    Suffix {
+        text: String,
+        ignore_case: bool,
+    },
     EqualsIgnoreCase(String),
     AnythingBut(AnythingBut),
-    Numeric(Vec<(Op, f64)>),
+    /// Conditions with their bounds' number text, compared exactly.
+    Numeric(Vec<(Op, String)>),
     Exists(bool),
     Wildcard(Wildcard),
     Cidr(IpNet),
@@ -371,7 +382,7 @@ fn compile_anything_but(v: &Json, path: &str) -> R<AnythingBut> {
     })
 }
 
-fn compile_numeric(v: &Json, path: &str) -> R<Vec<(Op, f64)>> {
+fn compile_numeric(v: &Json, path: &str) -> R<Vec<(Op, String)>> {
     let Json::Array(a) = v else {
         return err(path, "`numeric` takes a list such as [\">\", 0, \"<=\", 5]");
     };
@@ -399,32 +410,61 @@ fn compile_numeric(v: &Json, path: &str) -> R<Vec<(Op, f64)>> {
                 );
             }
         };
-        let n = pair[1].as_f64().ok_or_else(|| PatternError {
-            path: path.into(),
-            message: format!(
-                "`numeric` needs a number after {:?}, found {}",
-                pair[0], pair[1]
-            ),
-        })?;
-        out.push((op, n));
+        let Json::Number(n) = &pair[1] else {
+            return err(
+                path,
+                format!(
+                    "`numeric` needs a number after {:?}, found {}",
+                    pair[0], pair[1]
+                ),
+            );
+        };
+        if !number::within_double_range(n.as_str()) {
+            return err(
+                path,
+                format!(
+                    "the bound {n} is beyond the supported range of numeric matching (±1.7976931348623157e308)"
+                ),
+            );
+        }
+        out.push((op, n.as_str().to_owned()));
     }
     if out.len() == 2 {
-        let lower = out
-            .iter()
-            .filter(|(o, _)| matches!(o, Op::Gt | Op::Ge))
-            .count();
-        let upper = out
-            .iter()
-            .filter(|(o, _)| matches!(o, Op::Lt | Op::Le))
-            .count();
-        if lower != 1 || upper != 1 {
+        let lower = out.iter().find(|(o, _)| matches!(o, Op::Gt | Op::Ge));
+        let upper = out.iter().find(|(o, _)| matches!(o, Op::Lt | Op::Le));
+        let (Some((lo_op, lo)), Some((hi_op, hi))) = (lower, upper) else {
             return err(
                 path,
                 "a `numeric` range has one lower bound (> or >=) and one upper bound (< or <=)",
             );
+        };
+        let order = number::compare(lo, hi).expect("bounds are numbers");
+        let empty = order == Ordering::Greater
+            || order == Ordering::Equal && (*lo_op == Op::Gt || *hi_op == Op::Lt);
+        if empty {
+            return err(
+                path,
+                format!(
+                    "this range can never match: no number is {} {lo} and {} {hi}",
+                    lo_op.symbol(),
+                    hi_op.symbol()
+                ),
+            );
         }
     }
     Ok(out)
+}
+
+impl Op {
+    fn symbol(self) -> &'static str {
+        match self {
+            Op::Eq => "=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+        }
+    }
 }
 
 fn parse_cidr(s: &str) -> Option<IpNet> {
@@ -486,37 +526,58 @@ impl Wildcard {
     }
 }
 
+/// Equality as patterns see it: numbers by exact value (`300` is `300.0`), the rest as JSON.
 fn num_eq(a: &Json, b: &Json) -> bool {
     match (a, b) {
-        (Json::Number(x), Json::Number(y)) => x.as_f64() == y.as_f64(),
+        (Json::Number(x), Json::Number(y)) => {
+            number::compare(x.as_str(), y.as_str()) == Some(Ordering::Equal)
+        }
         _ => a == b,
     }
+}
+
+/// Calls `f` on `v`, or on every element of `v` and of arrays nested in it (EventBridge flattens
+/// arrays of arrays when matching), until `f` returns true.
+fn any_flattened<'a>(v: &'a Json, f: &mut dyn FnMut(&'a Json) -> bool) -> bool {
+    let Json::Array(items) = v else {
+        return f(v);
+    };
+    let mut stack: Vec<std::slice::Iter<'a, Json>> = vec![items.iter()];
+    while let Some(top) = stack.last_mut() {
+        match top.next() {
+            None => {
+                stack.pop();
+            }
+            Some(Json::Array(inner)) => stack.push(inner.iter()),
+            Some(x) => {
+                if f(x) {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }
 
 impl Rule {
     fn matches(&self, value: Option<&Json>) -> bool {
         match self {
             Rule::Nested(p) => match value {
-                Some(Json::Array(items)) => items.iter().any(|i| i.is_object() && p.matches(i)),
-                Some(v @ Json::Object(_)) => p.matches(v),
+                Some(v @ (Json::Array(_) | Json::Object(_))) => {
+                    any_flattened(v, &mut |i| i.is_object() && p.matches(i))
+                }
                 // Absent (or a leaf where an object was expected): only absence-tolerant rules match.
                 _ => p.matches(&Json::Object(Map::new())),
             },
             Rule::Leaf(matchers) => {
-                // The leaf values the field holds: itself, or the scalar elements of an array.
-                let single;
-                let leaves: &[Json] = match value {
-                    None | Some(Json::Object(_)) => &[],
-                    Some(Json::Array(items)) => items,
-                    Some(v) => {
-                        single = std::slice::from_ref(v);
-                        single
-                    }
+                // The leaf values the field holds: itself, or the scalars of a (nested) array.
+                let Some(value) = value.filter(|v| !v.is_object()) else {
+                    return matchers.iter().any(|m| matches!(m, Matcher::Exists(false)));
                 };
-                let is_leaf = |v: &&Json| !v.is_object() && !v.is_array();
+                let is_leaf = |v: &Json| !v.is_object() && !v.is_array();
                 matchers.iter().any(|m| match m {
-                    Matcher::Exists(want) => *want == leaves.iter().any(|v| is_leaf(&v)),
-                    m => leaves.iter().filter(is_leaf).any(|v| m.matches(v)),
+                    Matcher::Exists(want) => *want == any_flattened(value, &mut |v| is_leaf(v)),
+                    m => any_flattened(value, &mut |v| is_leaf(v) && m.matches(v)),
                 })
             }
         }
@@ -549,15 +610,18 @@ impl Matcher {
                 .as_str()
                 .and_then(|s| s.parse::<IpAddr>().ok())
                 .is_some_and(|ip| net.contains(&ip)),
-            Matcher::Numeric(conds) => v.as_f64().is_some_and(|x| {
-                conds.iter().all(|(op, n)| match op {
-                    Op::Eq => x == *n,
-                    Op::Lt => x < *n,
-                    Op::Le => x <= *n,
-                    Op::Gt => x > *n,
-                    Op::Ge => x >= *n,
-                })
-            }),
+            Matcher::Numeric(conds) => match v {
+                Json::Number(x) => conds.iter().all(|(op, bound)| {
+                    number::compare(x.as_str(), bound).is_some_and(|o| match op {
+                        Op::Eq => o == Ordering::Equal,
+                        Op::Lt => o == Ordering::Less,
+                        Op::Le => o != Ordering::Greater,
+                        Op::Gt => o == Ordering::Greater,
+                        Op::Ge => o != Ordering::Less,
+                    })
+                }),
+                _ => false,
+            },
             Matcher::Exists(_) => unreachable!("handled by Rule::matches"),
             Matcher::AnythingBut(ab) => match ab {
                 AnythingBut::Values(vals) => {

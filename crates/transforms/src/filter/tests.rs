@@ -269,6 +269,74 @@ fn invalid_patterns_are_rejected_with_paths() {
 }
 
 #[test]
+fn integers_beyond_doubles_match_exactly() {
+    // Snowflake-style ids: neighbours differ only past a double's 53 bits.
+    assert!(m(
+        json!({"id":[9007199254740993u64]}),
+        json!({"id":9007199254740993u64})
+    ));
+    assert!(!m(
+        json!({"id":[9007199254740993u64]}),
+        json!({"id":9007199254740992u64})
+    ));
+    assert!(!m(
+        json!({"id":[12345678901234567890u64]}),
+        json!({"id":12345678901234567891u64})
+    ));
+    let big: Json = serde_json::from_str(r#"{"id":123456789012345678901234567890}"#).unwrap();
+    let pattern: Json = serde_json::from_str(r#"{"id":[123456789012345678901234567890]}"#).unwrap();
+    let neighbour: Json = serde_json::from_str(r#"{"id":123456789012345678901234567891}"#).unwrap();
+    assert!(m(pattern.clone(), big));
+    assert!(!m(pattern, neighbour));
+    // anything-but no longer excludes the neighbours of an id.
+    let p = json!({"id":[{"anything-but":[9007199254740993u64]}]});
+    assert!(m(p.clone(), json!({"id":9007199254740992u64})));
+    assert!(m(p.clone(), json!({"id":9007199254740994u64})));
+    assert!(!m(p, json!({"id":9007199254740993u64})));
+    // Numeric ranges are exact too.
+    let p = json!({"id":[{"numeric":[">", 9007199254740992u64]}]});
+    assert!(m(p.clone(), json!({"id":9007199254740993u64})));
+    assert!(!m(p, json!({"id":9007199254740992u64})));
+    // The same number written differently is still equal.
+    let three_hundred: Json = serde_json::from_str(r#"{"n":3e2}"#).unwrap();
+    assert!(m(json!({"n":[300]}), three_hundred));
+}
+
+#[test]
+fn arrays_of_arrays_are_flattened_as_eventbridge_does() {
+    assert!(m(json!({"a":["x"]}), json!({"a":[["x"]]})));
+    assert!(m(json!({"a":["x"]}), json!({"a":[["y"],[["x"]]]})));
+    assert!(!m(json!({"a":["x"]}), json!({"a":[["y"]]})));
+    assert!(m(json!({"a":[{"exists":true}]}), json!({"a":[[1]]})));
+    assert!(m(
+        json!({"a":[{"numeric":[">", 1]}]}),
+        json!({"a":[[0],[2]]})
+    ));
+    assert!(m(json!({"a":{"b":["x"]}}), json!({"a":[[{"b":"x"}]]})));
+}
+
+#[test]
+fn patterns_that_can_never_match_are_refused() {
+    let e = Pattern::compile(&json!({"v":[{"numeric":[">", 10, "<", 1]}]})).unwrap_err();
+    assert_eq!(e.path, "v[0].numeric");
+    assert!(
+        e.message
+            .contains("can never match: no number is > 10 and < 1"),
+        "{}",
+        e.message
+    );
+    assert!(compile_err(json!({"v":[{"numeric":[">", 5, "<", 5]}]})).contains("can never match"));
+    assert!(compile_err(json!({"v":[{"numeric":[">=", 5, "<", 5]}]})).contains("can never match"));
+    // One number exactly is a valid range.
+    assert!(m(
+        json!({"v":[{"numeric":[">=", 5, "<=", 5]}]}),
+        json!({"v":5})
+    ));
+    let huge: Json = serde_json::from_str(r#"{"v":[{"numeric":["<", 1e400]}]}"#).unwrap();
+    assert!(compile_err(huge).contains("beyond the supported range"));
+}
+
+#[test]
 fn matches_records_in_pipes_event_shape() {
     use weir_core::{Header, Origin};
     let f = FilterTransform::new(&[json!({"topic":["orders"],"headers":{"prio":["high"]},"value":{"amount":[{"numeric":[">",500]}]}})]).unwrap();
@@ -374,6 +442,8 @@ proptest! {
     #[test]
     fn numeric_range_agrees_with_arithmetic(x in -1.0e6f64..1.0e6, lo in -1.0e6f64..1.0e6, width in 0.0f64..1.0e6) {
         let hi = lo + width;
+        // An empty range is refused when compiled (tested below).
+        prop_assume!(hi > lo);
         let expected = x > lo && x <= hi;
         prop_assert_eq!(m(json!({"n":[{"numeric":[">", lo, "<=", hi]}]}), json!({"n": x})), expected);
     }

@@ -156,11 +156,7 @@ mod tests {
         let n = parse_yaml(&SourceFile::new("t", yaml)).unwrap();
         from_node::<InsertTransformConfig>(&n, "")
             .unwrap()
-            .build(&BuildContext {
-                pipeline: "pl".into(),
-                component: "c".into(),
-                options: Default::default(),
-            })
+            .build(&BuildContext::for_test("pl", "c"))
     }
 
     #[test]

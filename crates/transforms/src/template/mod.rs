@@ -68,11 +68,7 @@ mod tests {
 
     #[test]
     fn reshapes_value_and_reports_invalid_output() {
-        let cx = BuildContext {
-            pipeline: "p".into(),
-            component: "c".into(),
-            options: Default::default(),
-        };
+        let cx = BuildContext::for_test("p", "c");
         let t = TemplateTransformConfig {
             template: r#"{"o": <$.value.id>, "who": "<$.value.n>"}"#.into(),
         }
