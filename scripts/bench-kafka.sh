@@ -15,7 +15,7 @@ PORT=${BENCH_KAFKA_PORT:-19192}
 B=127.0.0.1:$PORT
 TANSU=$(scripts/install-tansu.sh)
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)"; exit 1; }
-cargo build --release -q -p weir-runner -p kafka-relay-baseline
+cargo build --release -q -p weir -p kafka-relay-baseline
 TOOL=target/release/kafka-relay-baseline
 WEIR=target/release/weir
 

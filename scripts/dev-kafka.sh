@@ -6,7 +6,7 @@
 #   KAFKA_PORT=19092 scripts/dev-kafka.sh
 #
 # Storage is SQLite under target/dev-kafka (delete the folder to start empty). Then, in another
-# terminal: `export KAFKA=127.0.0.1:9092` and `cargo run -p weir-runner -- run examples/kafka-to-log.yaml`.
+# terminal: `export KAFKA=127.0.0.1:9092` and `cargo run -p weir -- run examples/kafka-to-log.yaml`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${KAFKA_PORT:-9092}

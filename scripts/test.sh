@@ -72,7 +72,7 @@ step "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The runner without its optional connectors and formats (the fuzz target builds it so) compiles too.
-cargo check --locked -q -p weir-runner --no-default-features
+cargo check --locked -q -p weir --no-default-features
 
 step "tests"
 RESULTS=$CACHE/test-output.txt
@@ -88,7 +88,7 @@ else
 fi
 
 step "every example passes weir validate"
-cargo build --locked -q -p weir-runner
+cargo build --locked -q -p weir
 for f in examples/*.yaml examples/*/*.yaml; do
     [ -e "$f" ] || continue
     ./target/debug/weir validate "$f"

@@ -6,7 +6,6 @@
 pub mod ack;
 pub mod config;
 pub mod event;
-pub mod kafka;
 pub mod offsets;
 pub mod path;
 pub mod plugin;
@@ -15,16 +14,17 @@ pub mod redact;
 pub mod registry;
 pub mod template;
 pub mod testing;
+pub mod time;
 
 pub use ack::{Ack, AckReceiver, AckStatus, Acker, BatchAck};
 pub use config::{ConfigError, ConfigErrors, HumanDuration, OnError, PipelineSpec};
 pub use offsets::{OffsetTracker, PartitionOffsets};
 pub use plugin::{
-    Closed, ComponentId, Flow, RecordOutcome, Sink, SinkError, Source, SourceContext, SourceError,
-    Transform, TransformError,
+    Closed, ComponentId, Flow, PluginKind, RecordOutcome, Sink, SinkError, Source, SourceContext,
+    SourceError, Transform, TransformError,
 };
 pub use record::{Batch, Header, Meta, Origin, Record, Value};
-pub use registry::{BuildContext, BuildError, PluginConfig, PluginKind, Registry};
+pub use registry::{BuildContext, BuildError, PluginConfig, Registry};
 
 #[doc(hidden)]
 pub use inventory;

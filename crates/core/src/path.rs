@@ -60,7 +60,7 @@ impl FieldPath {
             path: text.to_owned(),
             reason: reason.to_owned(),
         };
-        let segs = parse_segments(text).map_err(|r| err(&r))?;
+        let segs = segments(text).map_err(|r| err(&r))?;
         let mut it = segs.into_iter();
         let root = match it.next() {
             Some(Segment::Key(k)) if k == "value" => Root::Value,
@@ -93,7 +93,14 @@ impl FieldPath {
 }
 
 /// Parses dotted/bracketed segments (shared by field paths and JSONPath-like template variables).
-pub fn parse_segments(text: &str) -> Result<Vec<Segment>, String> {
+pub fn parse_segments(text: &str) -> Result<Vec<Segment>, PathError> {
+    segments(text).map_err(|reason| PathError {
+        path: text.to_owned(),
+        reason,
+    })
+}
+
+fn segments(text: &str) -> Result<Vec<Segment>, String> {
     let b = text.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -228,9 +235,18 @@ fn remove_into(json: &mut Json, segs: &[Segment], removed: &mut Vec<Json>) {
     });
 }
 
+/// A value could not be set at a path (a step goes through a value that is not an object).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InsertError(String);
+
 /// Sets the value at a wildcard-free path, creating objects on the way. Fails when a step
 /// would go through a non-object.
-pub fn insert(json: &mut Json, segs: &[Segment], value: Json) -> Result<(), String> {
+pub fn insert(json: &mut Json, segs: &[Segment], value: Json) -> Result<(), InsertError> {
+    insert_at(json, segs, value).map_err(InsertError)
+}
+
+fn insert_at(json: &mut Json, segs: &[Segment], value: Json) -> Result<(), String> {
     let Some((last, parents)) = segs.split_last() else {
         *json = value;
         return Ok(());

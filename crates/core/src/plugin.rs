@@ -10,6 +10,28 @@ use tokio_util::sync::CancellationToken;
 use crate::ack::{AckReceiver, Acker};
 use crate::record::{Batch, Record};
 
+/// The three kinds of plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PluginKind {
+    /// Reads records.
+    Source,
+    /// Changes, filters or enriches records.
+    Transform,
+    /// Writes records.
+    Sink,
+}
+
+impl PluginKind {
+    /// `source`, `transform` or `sink`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            PluginKind::Source => "source",
+            PluginKind::Transform => "transform",
+            PluginKind::Sink => "sink",
+        }
+    }
+}
+
 /// Identifies a running component in logs, metrics and dead-letter headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComponentId {

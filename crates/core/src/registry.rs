@@ -8,29 +8,8 @@ use schemars::{JsonSchema, Schema};
 use serde::de::DeserializeOwned;
 
 use crate::config::{ComponentSpec, ConfigError, SourceFile, did_you_mean, from_node};
+pub use crate::plugin::PluginKind;
 use crate::plugin::{Sink, Source, Transform};
-
-/// The three kinds of plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PluginKind {
-    /// Reads records.
-    Source,
-    /// Changes, filters or enriches records.
-    Transform,
-    /// Writes records.
-    Sink,
-}
-
-impl PluginKind {
-    /// `source`, `transform` or `sink`.
-    pub fn noun(self) -> &'static str {
-        match self {
-            PluginKind::Source => "source",
-            PluginKind::Transform => "transform",
-            PluginKind::Sink => "sink",
-        }
-    }
-}
 
 /// Information a plugin gets while it is built (before anything connects).
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@
 //! JSON string) and `<weir.event.ingestion-time>` (RFC 3339), with Pipes' `aws.pipes.*` spellings
 //! accepted too, so a Pipes template can be pasted unchanged.
 
+use crate::time::rfc3339;
 use std::borrow::Cow;
 use std::time::SystemTime;
 
@@ -213,7 +214,7 @@ fn parse_var(s: &str) -> Result<Option<(Var, usize)>, TemplateError> {
             })?;
             Var::Path(
                 parse_segments(path)
-                    .map_err(|e| TemplateError::Syntax(format!("`<{inner}>`: {e}")))?,
+                    .map_err(|e| TemplateError::Syntax(format!("`<{inner}>`: {}", e.reason)))?,
             )
         }
     } else {
@@ -257,30 +258,6 @@ fn resolve<'r>(
             }
         }
     })
-}
-
-/// Formats a time as RFC 3339 UTC with milliseconds.
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60,
-        d.subsec_millis()
-    )
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use weir_core::config::format::{FormatKind, FormatSpec, SchemaRegistryConfig};
 use weir_core::{Flow, Record, Transform};
 use weir_formats::SourceConverter;
 use weir_formats::avro_json::Compiled;
-use weir_formats::registry::Registry;
+use weir_formats::registry::SchemaRegistryClient;
 use weir_transforms::filter::FilterTransform;
 
 #[global_allocator]
@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
     let compiled = Compiled::new(schema.clone()).unwrap();
     let cfg: SchemaRegistryConfig =
         serde_json::from_value(json!({"url": "http://127.0.0.1:9"})).unwrap();
-    let registry = Arc::new(Registry::new(&cfg).unwrap());
+    let registry = Arc::new(SchemaRegistryClient::new(&cfg).unwrap());
     registry.preload(SCHEMA_ID, &schema, None).unwrap();
     let converter = SourceConverter::new(
         FormatSpec::new(FormatKind::String),

@@ -10,6 +10,9 @@
 //! unions), fills absent fields from schema defaults, and names the field that does not fit.
 
 use std::collections::HashMap;
+use weir_core::time::{
+    format_date, format_time, format_timestamp, parse_date, parse_time, parse_timestamp,
+};
 
 use apache_avro::Schema;
 use apache_avro::schema::{InnerDecimalSchema, Names, UnionSchema};
@@ -38,9 +41,19 @@ pub struct Compiled {
     has_big_decimal: bool,
 }
 
+/// A value does not fit its Avro schema, or a schema cannot be used; the message names the field
+/// path (`$.card.amount`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConversionError(pub String);
+
 impl Compiled {
     /// Resolves the named types of `schema` once.
-    pub fn new(schema: Schema) -> Result<Self, String> {
+    pub fn new(schema: Schema) -> Result<Self, ConversionError> {
+        Self::compile(schema).map_err(ConversionError)
+    }
+
+    pub(crate) fn compile(schema: Schema) -> Result<Self, String> {
         let names = apache_avro::schema::ResolvedSchema::try_from(&schema)
             .map_err(|e| e.to_string())?
             .get_names()
@@ -80,13 +93,15 @@ impl Compiled {
     }
 
     /// Avro → JSON.
-    pub fn to_json(&self, v: &Value, style: ReadStyle) -> Result<Json, String> {
+    pub fn to_json(&self, v: &Value, style: ReadStyle) -> Result<Json, ConversionError> {
         self.value_to_json(v, &self.schema, style)
+            .map_err(ConversionError)
     }
 
     /// JSON → Avro; the error names the field path (`$.card.amount`).
-    pub fn from_json(&self, j: &Json) -> Result<Value, String> {
+    pub fn from_json(&self, j: &Json) -> Result<Value, ConversionError> {
         self.json_to_value(j, &self.schema, "$")
+            .map_err(ConversionError)
     }
 
     fn value_to_json(&self, v: &Value, s: &Schema, style: ReadStyle) -> Result<Json, String> {
@@ -162,7 +177,7 @@ impl Compiled {
                     return Err("a decimal value for a schema that is not a decimal".into());
                 };
                 let bytes = Vec::<u8>::try_from(d).map_err(|e| e.to_string())?;
-                Json::String(format_decimal(&bytes, ds.scale)?)
+                Json::String(decimal_text(&bytes, ds.scale)?)
             }
             Value::BigDecimal(b) => Json::String(b.to_string()),
             Value::Date(d) if iso => Json::String(format_date(i64::from(*d))),
@@ -311,7 +326,7 @@ impl Compiled {
                     Json::Number(n) => n.to_string(),
                     _ => return bad("a decimal (text or number)"),
                 };
-                let bytes = parse_decimal(&text, d.scale, d.precision)
+                let bytes = decimal_bytes(&text, d.scale, d.precision)
                     .map_err(|e| format!("field {path}: {e}"))?;
                 let bytes = match &d.inner {
                     InnerDecimalSchema::Fixed(f) => {
@@ -515,7 +530,11 @@ fn json_kind(j: &Json) -> String {
 }
 
 /// Two's complement big-endian bytes → decimal text with `scale` digits after the point.
-pub fn format_decimal(bytes: &[u8], scale: usize) -> Result<String, String> {
+pub fn format_decimal(bytes: &[u8], scale: usize) -> Result<String, ConversionError> {
+    decimal_text(bytes, scale).map_err(ConversionError)
+}
+
+pub(crate) fn decimal_text(bytes: &[u8], scale: usize) -> Result<String, String> {
     if bytes.len() > 16 {
         return Err("decimals wider than 128 bits are not supported".into());
     }
@@ -537,7 +556,15 @@ pub fn format_decimal(bytes: &[u8], scale: usize) -> Result<String, String> {
 }
 
 /// Decimal text → minimal two's complement big-endian bytes of the unscaled value.
-pub fn parse_decimal(text: &str, scale: usize, precision: usize) -> Result<Vec<u8>, String> {
+pub fn parse_decimal(
+    text: &str,
+    scale: usize,
+    precision: usize,
+) -> Result<Vec<u8>, ConversionError> {
+    decimal_bytes(text, scale, precision).map_err(ConversionError)
+}
+
+pub(crate) fn decimal_bytes(text: &str, scale: usize, precision: usize) -> Result<Vec<u8>, String> {
     let t = text.trim();
     let (neg, t) = match t.strip_prefix('-') {
         Some(r) => (true, r),
@@ -633,110 +660,6 @@ fn ts_value(
             json_kind(j)
         )
     })
-}
-
-// Calendar arithmetic (proleptic Gregorian, days since 1970-01-01), after Howard Hinnant's
-// `days_from_civil` / `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn format_date(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-fn format_time(nanos_of_day: i64) -> String {
-    let secs = nanos_of_day.div_euclid(1_000_000_000);
-    let frac = nanos_of_day.rem_euclid(1_000_000_000);
-    let (h, mi, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = format!("{h:02}:{mi:02}:{s:02}");
-    if frac != 0 {
-        let f = format!("{frac:09}");
-        out.push('.');
-        out.push_str(f.trim_end_matches('0'));
-    }
-    out
-}
-
-fn format_timestamp(nanos: i128, utc: bool) -> String {
-    let days = nanos.div_euclid(86_400 * 1_000_000_000) as i64;
-    let rest = nanos.rem_euclid(86_400 * 1_000_000_000) as i64;
-    format!(
-        "{}T{}{}",
-        format_date(days),
-        format_time(rest),
-        if utc { "Z" } else { "" }
-    )
-}
-
-fn parse_date(t: &str) -> Option<i64> {
-    let mut it = t.splitn(3, '-');
-    let (y, m, d) = (it.next()?, it.next()?, it.next()?);
-    let (y, m, d): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
-    ((1..=12).contains(&m) && (1..=31).contains(&d)).then(|| days_from_civil(y, m, d))
-}
-
-fn parse_time(t: &str) -> Option<i64> {
-    let (hms, frac) = t.split_once('.').unwrap_or((t, ""));
-    let mut it = hms.splitn(3, ':');
-    let (h, m, s): (i64, i64, i64) = (
-        it.next()?.parse().ok()?,
-        it.next()?.parse().ok()?,
-        it.next()?.parse().ok()?,
-    );
-    if h > 23 || m > 59 || s > 60 || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let frac_ns: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}").parse().ok()?
-    };
-    Some(((h * 60 + m) * 60 + s) * 1_000_000_000 + frac_ns)
-}
-
-/// RFC 3339 (`Z`, `±HH:MM`, or no offset for local timestamps) → nanoseconds since the epoch.
-fn parse_timestamp(t: &str) -> Option<i128> {
-    let (date, rest) = t.split_once(['T', 't', ' '])?;
-    let days = parse_date(date)?;
-    let (time, offset_secs) = if let Some(x) = rest.strip_suffix(['Z', 'z']) {
-        (x, 0)
-    } else if let Some(i) = rest.rfind(['+', '-']).filter(|i| *i >= 8) {
-        let (x, off) = rest.split_at(i);
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let (oh, om) = off[1..].split_once(':')?;
-        (
-            x,
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
-        )
-    } else {
-        (rest, 0)
-    };
-    let ns = parse_time(time)?;
-    Some(
-        i128::from(days) * 86_400_000_000_000 + i128::from(ns)
-            - i128::from(offset_secs) * 1_000_000_000,
-    )
 }
 
 mod binary;

@@ -12,11 +12,12 @@ use weir_core::{Flow, Record, Transform, TransformError};
 use crate::FormatError;
 
 #[cfg(feature = "avro")]
-use crate::registry::Registry;
+use crate::registry::SchemaRegistryClient;
 
-/// Without the `avro` feature there is no registry; a pipeline asking for Avro fails to build.
+/// Without the `avro` feature there is no registry client; a pipeline asking for Avro fails to
+/// build.
 #[cfg(not(feature = "avro"))]
-pub struct Registry;
+pub struct SchemaRegistryClient;
 
 impl From<FormatError> for TransformError {
     fn from(e: FormatError) -> Self {
@@ -27,7 +28,10 @@ impl From<FormatError> for TransformError {
     }
 }
 
-fn check_avro(spec: &FormatSpec, registry: &Option<Arc<Registry>>) -> Result<(), FormatError> {
+fn check_avro(
+    spec: &FormatSpec,
+    registry: &Option<Arc<SchemaRegistryClient>>,
+) -> Result<(), FormatError> {
     if spec.kind != FormatKind::Avro {
         return Ok(());
     }
@@ -49,7 +53,7 @@ pub struct SourceConverter {
     key: FormatSpec,
     value: FormatSpec,
     #[cfg_attr(not(feature = "avro"), allow(dead_code))]
-    registry: Option<Arc<Registry>>,
+    registry: Option<Arc<SchemaRegistryClient>>,
 }
 
 impl SourceConverter {
@@ -58,7 +62,7 @@ impl SourceConverter {
     pub fn new(
         key: FormatSpec,
         value: FormatSpec,
-        registry: Option<Arc<Registry>>,
+        registry: Option<Arc<SchemaRegistryClient>>,
     ) -> Result<Option<Self>, FormatError> {
         check_avro(&key, &registry)?;
         check_avro(&value, &registry)?;
@@ -121,14 +125,11 @@ impl SourceConverter {
             unions: spec.unions,
             times: spec.timestamps,
         };
-        let json = schema
-            .compiled()
-            .decode_to_json(&mut data, style)
-            .map_err(|e| {
-                FormatError::Payload(format!(
-                    "the {what} is not valid Avro for schema id {id}: {e}"
-                ))
-            })?;
+        let json = schema.compiled().decode(&mut data, style).map_err(|e| {
+            FormatError::Payload(format!(
+                "the {what} is not valid Avro for schema id {id}: {e}"
+            ))
+        })?;
         if !data.is_empty() {
             return Err(FormatError::Payload(format!(
                 "the {what} has {} bytes left over after the Avro datum of schema id {id}",
@@ -220,7 +221,7 @@ pub struct SinkConverter {
     #[cfg_attr(not(feature = "avro"), allow(dead_code))]
     topic: Option<String>,
     #[cfg_attr(not(feature = "avro"), allow(dead_code))]
-    registry: Option<Arc<Registry>>,
+    registry: Option<Arc<SchemaRegistryClient>>,
     #[cfg(feature = "avro")]
     schemas: [Option<(String, Option<SuppliedSchemaText>)>; 2],
 }
@@ -234,7 +235,7 @@ impl SinkConverter {
         key: FormatSpec,
         value: FormatSpec,
         topic: Option<String>,
-        registry: Option<Arc<Registry>>,
+        registry: Option<Arc<SchemaRegistryClient>>,
     ) -> Result<Option<Self>, FormatError> {
         check_avro(&key, &registry)?;
         check_avro(&value, &registry)?;
@@ -425,7 +426,7 @@ fn supplied(
         Some(t) => {
             let parsed = apache_avro::Schema::parse_str(t)
                 .map_err(|e| FormatError::Config(format!("the Avro schema does not parse: {e}")))?;
-            crate::avro_json::Compiled::new(parsed)
+            crate::avro_json::Compiled::compile(parsed)
                 .map_err(FormatError::Config)?
                 .name()
         }

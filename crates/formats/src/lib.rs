@@ -13,10 +13,12 @@ mod converter;
 #[cfg(feature = "avro")]
 pub mod registry;
 
-/// The registry placeholder of a build without Avro support.
+/// The registry client's placeholder in a build without Avro support.
 #[cfg(not(feature = "avro"))]
-pub use converter::Registry as NoRegistry;
+pub use converter::SchemaRegistryClient;
 pub use converter::{SinkConverter, SourceConverter};
+#[cfg(feature = "avro")]
+pub use registry::SchemaRegistryClient;
 
 /// Why a converter could not be built or a value could not be converted.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -1,4 +1,4 @@
-//! A Confluent-compatible Schema Registry client (schema_registry_converter over reqwest with
+//! A Confluent-compatible Schema SchemaRegistryClient client (schema_registry_converter over reqwest with
 //! rustls) with Weir's error classification, a per-schema catalogue and counters.
 
 use std::collections::BTreeMap;
@@ -17,7 +17,7 @@ use crate::avro_json::Compiled;
 /// A schema the runner has used, for the admin API and `weir` diagnostics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaInfo {
-    /// Registry id.
+    /// SchemaRegistryClient id.
     pub id: u32,
     /// The subjects it was found under (a schema looked up by subject, or returned with one);
     /// one schema can sit under several subjects with the same id.
@@ -38,7 +38,7 @@ struct Entry {
 }
 
 /// One registry, shared by every converter of a pipeline.
-pub struct Registry {
+pub struct SchemaRegistryClient {
     decoder: AvroDecoder,
     encoder: AvroEncoder,
     schemas: Mutex<BTreeMap<u32, Arc<Entry>>>,
@@ -49,7 +49,7 @@ pub struct Registry {
 #[derive(Clone)]
 pub struct Resolved {
     entry: Arc<Entry>,
-    /// Registry id.
+    /// SchemaRegistryClient id.
     pub id: u32,
 }
 
@@ -68,7 +68,7 @@ impl Resolved {
     }
 }
 
-impl Registry {
+impl SchemaRegistryClient {
     /// Builds the client (no request is made).
     pub fn new(cfg: &SchemaRegistryConfig) -> Result<Self, FormatError> {
         let urls = cfg.url.list();
@@ -115,7 +115,7 @@ impl Registry {
                 .into_owned(),
             )
         })?;
-        Ok(Registry {
+        Ok(SchemaRegistryClient {
             decoder: AvroDecoder::new(settings.clone()),
             encoder: AvroEncoder::new(settings),
             schemas: Mutex::new(BTreeMap::new()),
@@ -174,7 +174,7 @@ impl Registry {
                 id,
             });
         }
-        let compiled = Compiled::new(schema.clone()).map_err(FormatError::Schema)?;
+        let compiled = Compiled::compile(schema.clone()).map_err(FormatError::Schema)?;
         let entry = Arc::new(Entry {
             compiled: Arc::new(compiled),
             subjects: Mutex::new(subject.into_iter().collect()),
@@ -227,7 +227,7 @@ impl Registry {
         self.remember(s.id, &s.parsed, subject)
     }
 
-    /// Registry errors: unavailable (5xx, 429, 408, timeouts, connection) and refused
+    /// SchemaRegistryClient errors: unavailable (5xx, 429, 408, timeouts, connection) and refused
     /// credentials (401, 403) → retriable, and not cached; anything else (unknown id, rejected
     /// schema) → not retriable.
     fn classify(&self, e: SRCError, what: &str) -> FormatError {

@@ -23,10 +23,10 @@ pipelines:
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Built-ins plus this crate's plugins, added explicitly (no reliance on link-time collection).
-    let registry = weir_runner::builtin_registry()?
+    let registry = weir_runtime::builtin_registry()?
         .with::<RedactEmailsTransformConfig>()?
         .with::<CountingSinkConfig>()?;
-    let runtime = weir_runner::Runtime::from_yaml_str("signups.yaml", PIPELINE, &registry)
+    let runtime = weir_runtime::Runtime::from_yaml_str("signups.yaml", PIPELINE, &registry)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     runtime
         .run(CancellationToken::new())

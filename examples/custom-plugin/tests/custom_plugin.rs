@@ -40,12 +40,12 @@ fn custom_plugins_run_from_yaml() {
 
 #[test]
 fn custom_plugin_config_errors_are_located() {
-    let registry = weir_runner::builtin_registry()
+    let registry = weir_runtime::builtin_registry()
         .unwrap()
         .with::<weir_example_custom_plugin::RedactEmailsTransformConfig>()
         .unwrap();
     let yaml = "pipelines:\n  p:\n    source: { type: stdin }\n    transforms: [ { type: redact_emails, replacement: a@b.c } ]\n    sinks: [ { type: stdout } ]\n";
-    let err = weir_runner::Runtime::from_yaml_str("p.yaml", yaml, &registry)
+    let err = weir_runtime::Runtime::from_yaml_str("p.yaml", yaml, &registry)
         .err()
         .unwrap()
         .to_string();

@@ -5,7 +5,8 @@ use std::path::Path;
 use super::env::interpolate;
 use super::error::{ConfigError, ConfigErrors, SourceFile};
 use super::node::{Location, Node};
-use super::spec::{Parser, PipelineSpec};
+use super::parse::Parser;
+use super::spec::PipelineSpec;
 
 /// Where `${VAR}` values come from.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;

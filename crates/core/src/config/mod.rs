@@ -8,6 +8,7 @@ pub mod error;
 pub mod format;
 pub mod load;
 pub mod node;
+mod parse;
 pub mod secret;
 pub mod spec;
 

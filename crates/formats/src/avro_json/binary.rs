@@ -8,11 +8,9 @@ use apache_avro::schema::{InnerDecimalSchema, UuidSchema};
 use base64::Engine as _;
 use serde_json::{Map, Value as Json};
 use weir_core::config::format::{TimeStyle, UnionStyle};
+use weir_core::time::{format_date, format_time, format_timestamp};
 
-use super::{
-    B64, Compiled, ReadStyle, float, format_date, format_decimal, format_time, format_timestamp,
-    type_name,
-};
+use super::{B64, Compiled, ReadStyle, decimal_text, float, type_name};
 
 /// A block of more items than this that take no bytes each (nulls, empty records) is refused:
 /// a few bytes of input must not make gigabytes of JSON.
@@ -104,12 +102,20 @@ impl<'a> Reader<'a> {
 impl Compiled {
     /// Decodes one Avro datum written with this schema straight to JSON, leaving what follows it
     /// in `data`.
-    pub fn decode_to_json(&self, data: &mut &[u8], style: ReadStyle) -> Result<Json, String> {
+    pub fn decode_to_json(
+        &self,
+        data: &mut &[u8],
+        style: ReadStyle,
+    ) -> Result<Json, super::ConversionError> {
+        self.decode(data, style).map_err(super::ConversionError)
+    }
+
+    pub(crate) fn decode(&self, data: &mut &[u8], style: ReadStyle) -> Result<Json, String> {
         if self.has_big_decimal {
             #[allow(deprecated)] // GenericDatumReader is not in 0.22's stable API yet
             let value = apache_avro::from_avro_datum(&self.schema, data, None)
                 .map_err(|e| e.to_string())?;
-            return self.to_json(&value, style);
+            return self.value_to_json(&value, &self.schema, style);
         }
         let mut r = Reader { data };
         let j = self.read(&mut r, &self.schema, style, 0)?;
@@ -229,7 +235,7 @@ impl Compiled {
                     InnerDecimalSchema::Bytes => r.bytes()?,
                     InnerDecimalSchema::Fixed(f) => r.take(f.size)?,
                 };
-                Json::String(format_decimal(bytes, d.scale)?)
+                Json::String(decimal_text(bytes, d.scale)?)
             }
             Schema::BigDecimal => unreachable!("schemas with big-decimal take the generic path"),
             Schema::Date => {

@@ -18,9 +18,9 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KHeader, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use weir_core::kafka::{ClientDiagnostics, ClientProperties, client_properties};
 use weir_core::template::{Template, TemplateContext};
 use weir_core::{BuildContext, BuildError, PluginConfig, Record, RecordOutcome, Sink, SinkError};
+use weir_kafka::{ClientDiagnostics, ClientProperties, client_properties};
 
 pub use config::{Compression, KafkaSinkConfig};
 
@@ -56,7 +56,7 @@ impl PluginConfig for KafkaSinkConfig {
         ));
         // librdkafka checks every property name and value here; the producer (which connects)
         // is created on first use, so `weir validate` stays offline.
-        let client_config = to_client_config(&props);
+        let client_config = weir_kafka::client_config(&props);
         client_config
             .create_native_config()
             .map_err(|e| BuildError::at("options", props.redact(&e.to_string())))?;
@@ -103,15 +103,6 @@ impl KafkaSinkConfig {
         p.apply_options(&self.options);
         Ok(p)
     }
-}
-
-fn to_client_config(props: &ClientProperties) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    for (k, v) in &props.properties {
-        c.set(k, v);
-    }
-    c.set_log_level(RDKafkaLogLevel::Warning);
-    c
 }
 
 /// Client callbacks: librdkafka logs into `tracing`, secrets redacted.

@@ -234,7 +234,7 @@ impl TransactionGenerator {
             currency,
             merchant,
             country,
-            timestamp: weir_core::template::rfc3339(
+            timestamp: weir_core::time::rfc3339(
                 std::time::UNIX_EPOCH + std::time::Duration::from_millis(ts as u64),
             ),
             anomaly,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use weir_core::HumanDuration;
-use weir_core::kafka::{ClientOption, KafkaSasl, KafkaTls};
+use weir_kafka::{ClientOption, KafkaSasl, KafkaTls};
 
 /// Where a consumer group with no committed offset starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -205,7 +205,7 @@ fn describe<T: std::fmt::Debug>(errs: &T) -> String {
 }
 
 /// Compiles a program with every definition guarded; errors say what is wrong.
-pub fn compile(code: &str) -> Result<Filter, String> {
+pub(crate) fn compile(code: &str) -> Result<Filter, String> {
     let tokens = Lexer::new(code)
         .lex()
         .map_err(|e| format!("jq program does not parse: {}", describe(&e)))?;

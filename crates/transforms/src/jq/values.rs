@@ -69,7 +69,7 @@ enum Slot {
 }
 
 /// A jq value as JSON, built without recursion; refused past [`MAX_DEPTH`] levels.
-pub fn to_json(v: &Val) -> Result<Json, String> {
+pub(crate) fn to_json(v: &Val) -> Result<Json, String> {
     // Each open container: (its JSON so far, the slot it fills in its parent, children left).
     type Open<'v> = (
         Json,

@@ -1,0 +1,507 @@
+//! The `weir` binary with Kafka, as operators run it: `kill -9` mid-stream and restart, and two
+//! runners sharing a consumer group. Each test starts its own broker
+//! (`WEIR_TANSU`, installed by `scripts/test.sh`).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::{Value as Json, json};
+use weir_testkit::*;
+
+/// A pipeline that copies `input` to `output`, deliberately slowly (small sink batches, long
+/// linger, one write at a time: about 1,000 records/s) behind the source's large batches, so that
+/// several seconds of records (well past the 1s commit interval) are in flight when the runner is
+/// killed. A source that committed on read rather than on ack loses them.
+fn slow_relay(b: &str, input: &str, output: &str, group: &str) -> String {
+    format!(
+        r#"pipelines:
+  relay:
+    source:
+      type: kafka
+      bootstrap_servers: "{b}"
+      topics: [{input}]
+      group_id: {group}
+      start_from: earliest
+      drain_timeout: 10s
+      options: {{ "session.timeout.ms": 6000, "heartbeat.interval.ms": 500 }}
+    sinks:
+      - type: kafka
+        bootstrap_servers: "{b}"
+        topic: {output}
+        linger: 100ms
+        batch: {{ max_records: 100 }}
+        headers: {{ x-runner: "${{RUNNER:-one}}" }}
+"#
+    )
+}
+
+/// A running `weir`, killed if the test fails before stopping it.
+struct Weir(Option<Child>);
+
+impl Drop for Weir {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Weir {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("running")
+    }
+    fn take(mut self) -> Child {
+        self.0.take().expect("running")
+    }
+}
+
+fn spawn_weir(config: &Path, log: &Path, runner: &str) -> Weir {
+    Weir(Some(
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("run")
+            .arg(config)
+            .env("RUNNER", runner)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("cannot start weir"),
+    ))
+}
+
+fn terminate(weir: Weir) -> std::process::ExitStatus {
+    let mut child = weir.take();
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("weir did not stop within 60s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Records in a topic now, by the partitions' high watermarks.
+fn produced_count(b: &str, topic: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = client_config(b).create().unwrap();
+    (0..partitions)
+        .map(|p| {
+            let mut tries = 0;
+            loop {
+                match c.fetch_watermarks(topic, p, Duration::from_secs(5)) {
+                    Ok((_, high)) => break high,
+                    Err(e) if tries < 5 => {
+                        eprintln!("watermarks of {topic}[{p}]: {e}; retrying");
+                        tries += 1;
+                    }
+                    Err(e) => panic!("cannot read the watermarks of {topic}[{p}]: {e}"),
+                }
+            }
+        })
+        .sum()
+}
+
+fn numbered(n: usize) -> Vec<Msg> {
+    (0..n)
+        .map(|i| Msg::new(format!("k{}", i % 50), json!({"seq": i}).to_string()))
+        .collect()
+}
+
+fn seq(g: &Got) -> u64 {
+    serde_json::from_str::<Json>(&g.value).unwrap()["seq"]
+        .as_u64()
+        .unwrap()
+}
+
+fn wait_for_log(log: &Path, needle: &str, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "`{needle}` not logged within {timeout:?}; log:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_then_restart_loses_nothing() {
+    const N: usize = 8000;
+    let broker = Broker::start();
+    let b = broker.addr();
+    let (input, output, group) = (unique("in"), unique("out"), unique("g"));
+    create_topics(&b, &[&input, &output], 2).await;
+    produce(&b, &input, &numbered(N), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.yaml");
+    std::fs::write(&config, slow_relay(&b, &input, &output, &group)).unwrap();
+
+    let mut first = spawn_weir(&config, &dir.path().join("first.log"), "first");
+    let start = Instant::now();
+    loop {
+        let n = produced_count(&b, &output, 2);
+        if n >= 3000 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "only {n} records relayed in 90s; log:\n{}",
+            std::fs::read_to_string(dir.path().join("first.log")).unwrap_or_default()
+        );
+        if let Some(s) = first.child().try_wait().unwrap() {
+            panic!("weir exited early with {s}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut child = first.take();
+    child.kill().unwrap(); // SIGKILL: no drain, no commit
+    child.wait().unwrap();
+    let at_kill = produced_count(&b, &output, 2);
+    assert!(
+        (at_kill as usize) < N,
+        "the whole input was relayed before the kill; the test proves nothing"
+    );
+
+    // The invariant itself: the group never committed past what reached the output (the relay
+    // is one to one, and input keys map to output partitions the same way on both sides).
+    let committed_at_kill: i64 = committed(&b, &group, &input, 2)
+        .into_iter()
+        .map(|o| o.unwrap_or(0))
+        .sum();
+    assert!(
+        committed_at_kill <= at_kill,
+        "committed {committed_at_kill} offsets but only {at_kill} records were written"
+    );
+
+    let second = spawn_weir(&config, &dir.path().join("second.log"), "second");
+    let got = tokio::task::spawn_blocking({
+        let (b, output) = (b.clone(), output.clone());
+        move || {
+            let distinct = |g: &[Got]| g.iter().map(seq).collect::<HashSet<_>>().len() >= N;
+            consume_until(
+                &b,
+                &output,
+                2,
+                distinct,
+                Duration::from_secs(3),
+                Duration::from_secs(120),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let status = terminate(second);
+    assert!(status.success(), "weir exited with {status}");
+
+    let seqs: HashSet<u64> = got.iter().map(seq).collect();
+    let missing: Vec<u64> = (0..N as u64).filter(|s| !seqs.contains(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} records lost after kill -9 (first few: {:?}); log of the restarted runner:\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default()
+    );
+    // Duplicates are only records that were in flight at the kill: at most what the first runner
+    // wrote after its last commit, never more than it wrote in total.
+    let duplicates = got.len() - seqs.len();
+    let by_first = got
+        .iter()
+        .filter(|g| g.headers.get("x-runner").map(String::as_str) == Some("first"))
+        .count();
+    assert!(
+        duplicates <= by_first,
+        "{duplicates} duplicates but the first runner only wrote {by_first}"
+    );
+    eprintln!(
+        "kill -9: {at_kill} relayed and {committed_at_kill} committed before the kill, {duplicates} redelivered after it"
+    );
+    // The group committed everything after the clean stop.
+    let committed: i64 = committed(&b, &group, &input, 2)
+        .into_iter()
+        .map(|o| o.unwrap_or(0))
+        .sum();
+    assert_eq!(committed, N as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_in_one_group_split_the_partitions_and_deliver_everything_once() {
+    const N: usize = 3000;
+    let broker = Broker::start();
+    let b = broker.addr();
+    let (input, output, group) = (unique("in"), unique("out"), unique("g"));
+    create_topics(&b, &[&input, &output], 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.yaml");
+    std::fs::write(&config, slow_relay(&b, &input, &output, &group)).unwrap();
+
+    let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let a = spawn_weir(&config, &log_a, "a");
+    wait_for_log(&log_a, "partitions assigned", Duration::from_secs(60));
+    let b_runner = spawn_weir(&config, &log_b, "b");
+    wait_for_log(&log_b, "partitions assigned", Duration::from_secs(60));
+    // Let the cooperative rebalance settle before producing.
+    std::thread::sleep(Duration::from_secs(2));
+    produce(&b, &input, &numbered(N), &[]).await;
+
+    let got = read_topic(
+        &b,
+        &output,
+        6,
+        N,
+        Duration::from_secs(3),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(terminate(a).success());
+    assert!(terminate(b_runner).success());
+
+    let seqs: Vec<u64> = got.iter().map(seq).collect();
+    let set: HashSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(set.len(), N, "missing records");
+    assert_eq!(seqs.len(), N, "records delivered twice");
+    let mut per_runner: HashMap<String, usize> = HashMap::new();
+    for g in &got {
+        *per_runner
+            .entry(g.headers.get("x-runner").cloned().unwrap_or_default())
+            .or_default() += 1;
+    }
+    assert!(
+        per_runner.get("a").copied().unwrap_or(0) > 0
+            && per_runner.get("b").copied().unwrap_or(0) > 0,
+        "both runners must take part: {per_runner:?}"
+    );
+    // Each input key maps to one input partition, hence to one runner.
+    let mut runner_of_key: HashMap<String, String> = HashMap::new();
+    for g in &got {
+        let r = g.headers.get("x-runner").cloned().unwrap_or_default();
+        let prev = runner_of_key.insert(g.key.clone().unwrap_or_default(), r.clone());
+        assert!(
+            prev.is_none_or(|p| p == r),
+            "a key was handled by both runners"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_keeps_the_consumer_in_its_group() {
+    const N: usize = 100;
+    let broker = Broker::start();
+    let b = broker.addr();
+    let (input, output, group) = (unique("in"), unique("out"), unique("g"));
+    create_topics(&b, &[&input, &output], 1).await;
+    produce(&b, &input, &numbered(N), &[]).await;
+    // Every write of 10 records waits out a 4s linger, and the pipeline buffers hold one batch,
+    // so the pipeline stays full for 4s at a time, longer than the 3s max.poll.interval.ms. A
+    // source that waited on the full pipeline instead of pausing its partitions and polling on
+    // would be thrown out of its group (librdkafka's MAXPOLL) and its partitions reassigned.
+    let yaml = format!(
+        r#"pipelines:
+  slow:
+    settings: {{ buffer_batches: 1 }}
+    source:
+      type: kafka
+      bootstrap_servers: "{b}"
+      topics: [{input}]
+      group_id: {group}
+      start_from: earliest
+      batch_records: 10
+      options: {{ "session.timeout.ms": 3000, "heartbeat.interval.ms": 500, "max.poll.interval.ms": 3000 }}
+    sinks:
+      - type: kafka
+        bootstrap_servers: "{b}"
+        topic: {output}
+        linger: 4s
+        batch: {{ max_records: 10 }}
+        max_in_flight: 1
+"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("slow.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let log = dir.path().join("slow.log");
+    let runner = spawn_weir(&config, &log, "slow");
+    let got = read_topic(
+        &b,
+        &output,
+        1,
+        N,
+        Duration::from_secs(1),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(terminate(runner).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let running = text.split("stopping:").next().unwrap_or_default();
+    assert_eq!(
+        running.matches("partitions assigned").count(),
+        1,
+        "the consumer was reassigned while the sink was slow:\n{text}"
+    );
+    for bad in [
+        "partitions revoked",
+        "MAXPOLL",
+        "SESSTMOUT",
+        "max.poll.interval",
+    ] {
+        assert!(
+            !running.contains(bad),
+            "`{bad}` while the sink was slow:\n{text}"
+        );
+    }
+    let seqs: HashSet<u64> = got.iter().map(seq).collect();
+    assert_eq!(seqs.len(), N);
+    assert_eq!(got.len(), N, "records were redelivered");
+}
+
+/// Kafka → filter → `http` enrichment → `http` sink over HTTPS, `kill -9` mid-stream, restart:
+/// every kept record reaches the server at least once, and the idempotency keys (the records'
+/// Kafka coordinates) let the server count each exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_to_https_kill_9_then_restart_delivers_every_record() {
+    use weir_testkit::https::{Answer, Https};
+    const N: usize = 1600;
+    let broker = Broker::start();
+    let b = broker.addr();
+    let (input, group) = (unique("in"), unique("g"));
+    create_topics(&b, &[&input], 2).await;
+    produce(&b, &input, &numbered(N), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    weir_testkit::tls::certificates(dir.path());
+    // The enrichment answers a risk score; the events endpoint takes ~3 ms per request, so the
+    // kill lands mid-stream.
+    let server = Https::start(dir.path(), None, |s, _| {
+        if s.path == "/risk" {
+            let seq = s.json()["seq"].as_u64().unwrap();
+            Answer::ok().body(json!({"score": seq % 7}).to_string())
+        } else {
+            Answer::ok().after(Duration::from_millis(3))
+        }
+    })
+    .await;
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let config = dir.path().join("https.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"pipelines:
+  to-https:
+    source:
+      type: kafka
+      bootstrap_servers: "{b}"
+      topics: [{input}]
+      group_id: {group}
+      start_from: earliest
+      options: {{ "session.timeout.ms": 6000, "heartbeat.interval.ms": 500 }}
+    transforms:
+      - type: filter
+        patterns: [ {{ value: {{ seq: [ {{ anything-but: [0] }} ] }} }} ]
+      - type: http
+        url: "{u}/risk"
+        target: value.risk
+        tls: {{ ca_file: "{ca}" }}
+    sinks:
+      - type: http
+        url: "{u}/events"
+        tls: {{ ca_file: "{ca}" }}
+        batch: {{ max_records: 50 }}
+"#,
+            u = server.url
+        ),
+    )
+    .unwrap();
+    let want: HashSet<u64> = (1..N as u64).collect();
+    let events = |server: &Https| -> Vec<weir_testkit::https::Seen> {
+        server
+            .seen()
+            .into_iter()
+            .filter(|s| s.path == "/events")
+            .collect()
+    };
+
+    let mut first = spawn_weir(&config, &dir.path().join("first.log"), "first");
+    let start = Instant::now();
+    while events(&server).len() < 400 {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "only {} events in 90s; log:\n{}",
+            events(&server).len(),
+            std::fs::read_to_string(dir.path().join("first.log")).unwrap_or_default()
+        );
+        if let Some(s) = first.child().try_wait().unwrap() {
+            panic!("weir exited early with {s}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut child = first.take();
+    child.kill().unwrap(); // SIGKILL: no drain, no commit
+    child.wait().unwrap();
+    let at_kill = events(&server).len();
+    assert!(
+        at_kill < want.len(),
+        "everything arrived before the kill; the test proves nothing"
+    );
+
+    let second = spawn_weir(&config, &dir.path().join("second.log"), "second");
+    let start = Instant::now();
+    loop {
+        let keys: HashSet<String> = events(&server)
+            .iter()
+            .map(|s| s.headers["idempotency-key"].clone())
+            .collect();
+        if keys.len() >= want.len() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{} of {} distinct records after the restart; log:\n{}",
+            keys.len(),
+            want.len(),
+            std::fs::read_to_string(dir.path().join("second.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = tokio::task::spawn_blocking(move || terminate(second))
+        .await
+        .unwrap();
+    assert!(status.success(), "weir exited with {status}");
+
+    // Exactly-once by idempotency key: one key is always the same record, and every kept
+    // record has a key.
+    let mut by_key: HashMap<String, u64> = HashMap::new();
+    let all = events(&server);
+    for e in &all {
+        let v = e.json();
+        let seq = v["seq"].as_u64().unwrap();
+        assert_eq!(v["risk"]["score"], seq % 7, "enriched");
+        let key = e.headers["idempotency-key"].clone();
+        assert!(key.starts_with(&format!("{input}-")), "{key}");
+        if let Some(prev) = by_key.insert(key.clone(), seq) {
+            assert_eq!(prev, seq, "key {key} named two records");
+        }
+    }
+    let seqs: HashSet<u64> = by_key.values().copied().collect();
+    assert_eq!(seqs, want, "every kept record arrived");
+    let duplicates = all.len() - by_key.len();
+    eprintln!(
+        "kill -9 with HTTPS: {at_kill} requests before the kill, {} after, {duplicates} duplicates dropped by key",
+        all.len() - at_kill
+    );
+}

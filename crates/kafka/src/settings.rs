@@ -1,0 +1,368 @@
+//! Connection settings shared by the Kafka source and sink: TLS, SASL and raw librdkafka options,
+//! turned into client properties.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer};
+
+use weir_core::config::secret::{Secret, SecretError};
+
+/// TLS to the brokers (`security.protocol` `ssl`, or `sasl_ssl` with `sasl`).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTls {
+    /// PEM file of the certificate authorities to trust; the system roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for mutual TLS (with `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Password of an encrypted `key_file`.
+    #[serde(default)]
+    pub key_password: Option<Secret>,
+    /// Check that the broker's certificate names the host connected to. Turn off only for test
+    /// brokers whose certificates lack the right name.
+    #[serde(default = "yes")]
+    pub verify_hostname: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// SASL mechanisms Weir configures directly (anything else through `options:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum SaslMechanism {
+    /// Username and password in the clear (use with TLS).
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// SCRAM with SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// SCRAM with SHA-512.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// SASL authentication (`security.protocol` `sasl_plaintext`, or `sasl_ssl` with `tls`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSasl {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: SaslMechanism,
+    /// User name (for Confluent Cloud, the API key).
+    pub username: String,
+    /// Password (for Confluent Cloud, the API secret): `${ENV}` or `file:/path`.
+    pub password: Secret,
+}
+
+/// One librdkafka property value; numbers and booleans are written as text.
+#[derive(Clone, PartialEq, Eq, JsonSchema)]
+#[schemars(with = "serde_json::Value")]
+pub struct ClientOption(pub String);
+
+impl fmt::Debug for ClientOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientOption {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ClientOption;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ClientOption, E> {
+                Ok(ClientOption(v.to_owned()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ClientOption, E> {
+                Ok(ClientOption(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ClientOption, E> {
+                Ok(ClientOption(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ClientOption, E> {
+                Ok(ClientOption(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ClientOption, E> {
+                Ok(ClientOption(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// librdkafka properties Weir sets itself; `options:` may not override them because the delivery
+/// guarantee depends on them.
+pub const RESERVED_CONSUMER_OPTIONS: &[&str] = &[
+    "enable.auto.offset.store",
+    "group.id",
+    "bootstrap.servers",
+    "enable.partition.eof",
+];
+
+/// Client properties for a connection, in the order they are applied; `secrets` lists the values
+/// to redact from client errors.
+#[derive(Default)]
+pub struct ClientProperties {
+    /// `(name, value)` pairs for librdkafka.
+    pub properties: Vec<(String, String)>,
+    /// Secret values, to redact from messages.
+    pub secrets: Vec<String>,
+}
+
+impl fmt::Debug for ClientProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m = f.debug_map();
+        for (k, v) in &self.properties {
+            if self.secrets.contains(v) {
+                m.entry(k, &"<redacted>");
+            } else {
+                m.entry(k, v);
+            }
+        }
+        m.finish()
+    }
+}
+
+impl ClientProperties {
+    /// Sets (or replaces) a property.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.properties.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.properties.push((name.to_owned(), value)),
+        }
+    }
+    /// The value of a property.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// Applies the raw librdkafka `options:` over everything set so far; values of keys that
+    /// name a password or secret are redacted from messages.
+    pub fn apply_options(&mut self, options: &BTreeMap<String, ClientOption>) {
+        for (k, v) in options {
+            if k.contains("password") || k.contains("secret") {
+                self.secrets.push(v.0.clone());
+            }
+            self.set(k, v.0.clone());
+        }
+    }
+
+    /// Replaces secret values in a message with `***`.
+    pub fn redact(&self, message: &str) -> String {
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        weir_core::config::secret::redact(message, &secrets)
+    }
+}
+
+/// Builds the connection properties for `bootstrap_servers`, `tls` and `sasl`, with `client.id`.
+/// Connectors then set their own defaults and apply the raw `options:` last
+/// ([`ClientProperties::apply_options`]).
+pub fn client_properties(
+    bootstrap_servers: &str,
+    tls: Option<&KafkaTls>,
+    sasl: Option<&KafkaSasl>,
+    client_id: &str,
+) -> Result<ClientProperties, SecretError> {
+    let mut p = ClientProperties::default();
+    p.set("bootstrap.servers", bootstrap_servers);
+    p.set("client.id", client_id);
+    let protocol = match (tls.is_some(), sasl.is_some()) {
+        (false, false) => "plaintext",
+        (true, false) => "ssl",
+        (false, true) => "sasl_plaintext",
+        (true, true) => "sasl_ssl",
+    };
+    p.set("security.protocol", protocol);
+    if let Some(tls) = tls {
+        if let Some(ca) = &tls.ca_file {
+            p.set("ssl.ca.location", ca.display().to_string());
+        }
+        if let Some(cert) = &tls.cert_file {
+            p.set("ssl.certificate.location", cert.display().to_string());
+        }
+        if let Some(key) = &tls.key_file {
+            p.set("ssl.key.location", key.display().to_string());
+        }
+        if let Some(pw) = &tls.key_password {
+            let pw = pw.reveal()?;
+            p.secrets.push(pw.clone());
+            p.set("ssl.key.password", pw);
+        }
+        p.set(
+            "ssl.endpoint.identification.algorithm",
+            if tls.verify_hostname { "https" } else { "none" },
+        );
+    }
+    if let Some(sasl) = sasl {
+        p.set("sasl.mechanism", sasl.mechanism.as_str());
+        p.set("sasl.username", sasl.username.clone());
+        let pw = sasl.password.reveal()?;
+        p.secrets.push(pw.clone());
+        p.set("sasl.password", pw);
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_follows_tls_and_sasl() {
+        let p = client_properties("b:9092", None, None, "weir").unwrap();
+        assert_eq!(p.get("security.protocol"), Some("plaintext"));
+        let tls = KafkaTls {
+            ca_file: Some("ca.pem".into()),
+            verify_hostname: true,
+            ..Default::default()
+        };
+        let sasl = KafkaSasl {
+            mechanism: SaslMechanism::ScramSha512,
+            username: "u".into(),
+            password: Secret::new("pa55word"),
+        };
+        let p = client_properties("b:9092", Some(&tls), Some(&sasl), "weir").unwrap();
+        assert_eq!(p.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(p.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(p.get("ssl.ca.location"), Some("ca.pem"));
+        assert!(!format!("{p:?}").contains("pa55word"));
+        assert_eq!(p.redact("login pa55word failed"), "login *** failed");
+    }
+
+    #[test]
+    fn diagnostics_redact_and_keep_the_last_distinct_problems() {
+        let d = ClientDiagnostics::new("p/c".into(), vec!["hunter2".into()]);
+        d.log(3, "FAIL", "ssl handshake failed for user:hunter2");
+        d.log(7, "FETCH", "debug noise");
+        d.error("all brokers down");
+        d.error("all brokers down");
+        let s = d.summary().unwrap();
+        assert_eq!(
+            s,
+            "FAIL: ssl handshake failed for user:***; all brokers down"
+        );
+        for i in 0..5 {
+            d.error(&format!("e{i}"));
+        }
+        assert_eq!(d.summary().unwrap(), "e2; e3; e4");
+    }
+
+    #[test]
+    fn options_override_defaults() {
+        let mut opts = BTreeMap::new();
+        opts.insert("security.protocol".to_owned(), ClientOption("ssl".into()));
+        opts.insert("sasl.password".to_owned(), ClientOption("pa55word".into()));
+        let mut p = client_properties("b:9092", None, None, "weir").unwrap();
+        p.apply_options(&opts);
+        assert_eq!(p.get("security.protocol"), Some("ssl"));
+        assert_eq!(p.redact("pa55word"), "***");
+    }
+}
+
+/// What a Kafka client tells its component: librdkafka's logs and errors go to `tracing` with
+/// secrets redacted, and the last few problems are kept so a failure can say why.
+#[derive(Debug)]
+pub struct ClientDiagnostics {
+    name: String,
+    secrets: Vec<String>,
+    recent: RecentErrors,
+}
+
+impl ClientDiagnostics {
+    /// For the component `name` (`pipeline/component`), redacting `secrets`.
+    pub fn new(name: String, secrets: Vec<String>) -> Self {
+        ClientDiagnostics {
+            name,
+            secrets,
+            recent: RecentErrors::default(),
+        }
+    }
+
+    /// The component name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Replaces secret values in a message with `***`.
+    pub fn redact(&self, message: &str) -> String {
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        weir_core::config::secret::redact(message, &secrets)
+    }
+
+    /// A librdkafka log line; `severity` is its syslog level (0 emergency … 7 debug). Warnings and
+    /// worse are remembered: connection problems (TLS, authentication) arrive this way.
+    pub fn log(&self, severity: i32, facility: &str, message: &str) {
+        let msg = self.redact(message);
+        match severity {
+            ..=3 => tracing::error!(component = %self.name, "librdkafka {facility}: {msg}"),
+            4 => tracing::warn!(component = %self.name, "librdkafka {facility}: {msg}"),
+            _ => tracing::debug!(component = %self.name, "librdkafka {facility}: {msg}"),
+        }
+        if severity <= 4 {
+            self.recent.record(format!("{facility}: {msg}"));
+        }
+    }
+
+    /// A client error event.
+    pub fn error(&self, message: &str) {
+        let msg = self.redact(message);
+        tracing::warn!(component = %self.name, "kafka client error: {msg}");
+        self.recent.record(msg);
+    }
+
+    /// The remembered problems joined with `; `, if any.
+    pub fn summary(&self) -> Option<String> {
+        self.recent.summary()
+    }
+}
+
+/// The last few distinct problems a Kafka client reported (connection, TLS, authentication), so
+/// a failure can say why, not just that the brokers were unreachable.
+#[derive(Debug, Default)]
+pub struct RecentErrors(std::sync::Mutex<Vec<String>>);
+
+impl RecentErrors {
+    const KEEP: usize = 3;
+
+    /// Remembers a message (repeats are kept once; the oldest goes beyond three).
+    pub fn record(&self, message: String) {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if v.contains(&message) {
+            return;
+        }
+        if v.len() == Self::KEEP {
+            v.remove(0);
+        }
+        v.push(message);
+    }
+
+    /// The remembered messages joined with `; `, if any.
+    pub fn summary(&self) -> Option<String> {
+        let v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        (!v.is_empty()).then(|| v.join("; "))
+    }
+}
