@@ -243,14 +243,19 @@ async fn run(rt: Runtime) -> anyhow::Result<ExitCode> {
     for row in metrics.snapshot() {
         tracing::info!(
             pipeline = %row.pipeline, component = %row.component, kind = row.kind,
-            received = row.values[0], sent = row.values[1], discarded = row.values[2], errors = row.values[3], dead_lettered = row.values[4],
+            received = row.received, sent = row.sent, discarded = row.discarded, errors = row.errors, dead_lettered = row.dead_lettered,
             "totals"
         );
     }
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         // Standard output was closed (`weir run … | head`): stop quietly, as ripgrep does.
-        Err(RunError::Failed(f)) if f.iter().all(|f| f.output_closed) => Ok(ExitCode::SUCCESS),
+        Err(RunError::Failed(f))
+            if f.iter()
+                .all(|f| f.kind == weir_runtime::FailureKind::OutputClosed) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
         Err(RunError::Config(e)) => {
             eprintln!("{e}");
             Ok(ExitCode::from(EXIT_CONFIG))

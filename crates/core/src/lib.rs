@@ -12,6 +12,7 @@ pub mod plugin;
 pub mod record;
 pub mod redact;
 pub mod registry;
+pub mod telemetry;
 pub mod template;
 pub mod testing;
 pub mod time;

@@ -29,6 +29,22 @@ pub struct BuildContext {
     /// Problems that do not stop the build but that the operator should hear about (a pattern
     /// that can never match): `weir validate` prints them with their location.
     pub warnings: Warnings,
+    /// The component's metrics and health, for plugins that report more than the engine's
+    /// standard counters (request latency, consumer lag, a broker that cannot be reached).
+    pub telemetry: crate::telemetry::ComponentTelemetry,
+}
+
+/// Where a component is being built: its file, its pipeline, and what the process provides.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildScope<'a> {
+    /// The file (or API body) the component is written in.
+    pub file: &'a SourceFile,
+    /// The pipeline's name.
+    pub pipeline: &'a Arc<str>,
+    /// Where components keep state between runs.
+    pub data_dir: Option<&'a Arc<std::path::Path>>,
+    /// The process's metrics registry.
+    pub telemetry: &'a crate::telemetry::Telemetry,
 }
 
 /// Warnings a plugin raises while it is built, located like errors.
@@ -60,6 +76,7 @@ impl BuildContext {
             is_dlq: false,
             data_dir: None,
             warnings: Warnings::default(),
+            telemetry: crate::telemetry::ComponentTelemetry::detached(),
         }
     }
 }
@@ -292,11 +309,10 @@ impl Registry {
     pub fn build(
         &self,
         spec: &ComponentSpec,
-        file: &SourceFile,
-        pipeline: &Arc<str>,
-        data_dir: Option<&Arc<std::path::Path>>,
+        scope: BuildScope<'_>,
         warnings: &mut Vec<ConfigError>,
     ) -> Result<Built, ConfigError> {
+        let file = scope.file;
         let Some(entry) = self.get(spec.kind, &spec.type_name) else {
             let names: Vec<&str> = self
                 .entries()
@@ -315,12 +331,19 @@ impl Registry {
             return Err(file.error(spec.type_location, format!("{}.type", spec.path), msg));
         };
         let cx = BuildContext {
-            pipeline: pipeline.clone(),
+            pipeline: scope.pipeline.clone(),
             component: Arc::from(spec.name.as_str()),
             options: spec.options,
             is_dlq: spec.is_dlq,
-            data_dir: data_dir.cloned(),
+            data_dir: scope.data_dir.cloned(),
             warnings: Warnings::default(),
+            telemetry: crate::telemetry::ComponentTelemetry::new(
+                scope.telemetry,
+                scope.pipeline,
+                &spec.name,
+                spec.component_kind(),
+                &spec.type_name,
+            ),
         };
         let built = (entry.build)(spec, &cx);
         warnings.extend(

@@ -23,6 +23,21 @@ impl Budget {
         }
     }
 
+    /// The window the share is measured over.
+    pub fn window(&self) -> weir_core::HumanDuration {
+        self.config.window
+    }
+
+    /// Failed and total records within the window now.
+    pub fn spent(&self) -> (u64, u64) {
+        let now = Instant::now();
+        let window = Duration::from(self.config.window);
+        let b = self.buckets.lock().expect("budget lock");
+        b.iter()
+            .filter(|(t, _, _)| now.duration_since(*t) < window)
+            .fold((0, 0), |(f, n), (_, bn, bf)| (f + bf, n + bn))
+    }
+
     /// Records outcomes; returns an explanation when the budget is exceeded.
     pub fn record(&self, total: u64, failed: u64) -> Option<String> {
         let now = Instant::now();

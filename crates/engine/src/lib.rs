@@ -6,11 +6,15 @@
 
 pub mod budget;
 pub mod dead_letter;
+pub mod handle;
 pub mod metrics;
 pub mod retry;
 pub mod sink_driver;
 pub mod stages;
 pub mod topology;
 
+pub use handle::{EngineStatus, Phase, PipelineHandle};
 pub use metrics::MetricsRegistry;
-pub use topology::{BuilderError, Pipeline, PipelineBuilder, PipelineFailed, PipelineParts};
+pub use topology::{
+    BuilderError, FailureKind, Pipeline, PipelineBuilder, PipelineFailed, PipelineParts,
+};

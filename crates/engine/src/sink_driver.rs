@@ -165,7 +165,11 @@ async fn write_with_retry(
         }
         let delay = backoff(&opts.retry, attempts, retry_after);
         tracing::warn!(component = %name, attempt = attempts, "write failed, retrying in {delay:?}: {}", weir_core::redact::urls(&last_message));
-        ComponentMetrics::add(&metrics.retries, 1);
+        metrics.retries.inc(1);
+        metrics.health.degraded(format!(
+            "writes are being retried (attempt {attempts}): {}",
+            weir_core::redact::urls(&last_message)
+        ));
         tokio::time::sleep(delay).await;
         attempts += 1;
         records = retry;
@@ -249,15 +253,20 @@ pub async fn run_sink(
                     if let Some(why) = &res.closed {
                         route.shared.stop_output_closed(&stage.name, why);
                     }
-                    ComponentMetrics::add(&stage.metrics.sent_records, res.delivered);
-                    ComponentMetrics::add(&stage.metrics.sent_bytes, res.bytes);
+                    stage.metrics.sent_events.inc(res.delivered);
+                    stage.metrics.sent_bytes.inc(res.bytes);
+                    if res.delivered > 0 && inflight.is_empty() {
+                        stage.metrics.health.ok();
+                    }
                     let nfailed = res.failed.len() as u64;
                     route.shared.account(res.delivered + nfailed, nfailed);
                     if nfailed > 0 {
                         if is_dlq {
+                            for (_, f) in &res.failed {
+                                stage.metrics.failed(&f.class, 1);
+                            }
                             let records: Vec<Record> = res.failed.into_iter().map(|(r, _)| r).collect();
                             fail_records(&records);
-                            ComponentMetrics::add(&stage.metrics.errors, nfailed);
                             route.shared.fail(format!("the dead-letter sink `{}` could not write {nfailed} record(s); they stay uncommitted", stage.name));
                         } else {
                             route.route(stage.on_error, &stage.metrics, res.failed).await;
@@ -270,12 +279,16 @@ pub async fn run_sink(
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_default();
-                    route.shared.fail(format!("sink `{}` crashed: {why}", stage.name))
+                    route.shared.fail_as(
+                        crate::topology::FailureKind::Fatal,
+                        format!("sink `{}` crashed: {why}", stage.name),
+                    )
                 }
             },
             msg = rx.recv(), if !closed && room => match msg {
                 Some(batch) => {
-                    ComponentMetrics::add(&stage.metrics.received_records, batch.len() as u64);
+                    stage.metrics.received_events.inc(batch.len() as u64);
+                    stage.metrics.received_bytes.inc(batch.records.iter().map(|r| r.approx_size() as u64).sum());
                     let records = apply_stages(&stage.transforms, batch.records, &route).await;
                     if !records.is_empty() {
                         pending_bytes += records.iter().map(Record::approx_size).sum::<usize>();

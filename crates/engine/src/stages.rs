@@ -12,6 +12,8 @@ use crate::budget::Budget;
 use crate::dead_letter::{StageFailure, dead_letter};
 use crate::metrics::ComponentMetrics;
 use crate::retry::{backoff, may_retry};
+use crate::topology::FailureKind;
+use weir_core::telemetry::Health;
 
 /// State shared by every task of one running pipeline.
 pub struct RunState {
@@ -19,33 +21,47 @@ pub struct RunState {
     pub pipeline: Arc<str>,
     /// Cancelled to stop reading (graceful stop, or failure).
     pub stop: CancellationToken,
-    failure: Mutex<Option<String>>,
-    /// Set when the pipeline stopped because a sink's output was closed (not a failure of the
-    /// records: `weir run … | head`).
-    output_closed: std::sync::atomic::AtomicBool,
+    failure: Mutex<Option<(String, FailureKind)>>,
     budget: Option<Budget>,
+    /// Degraded while the error budget is being spent.
+    budget_health: Health,
 }
 
 impl RunState {
-    /// RunState state.
-    pub fn new(pipeline: Arc<str>, stop: CancellationToken, budget: Option<Budget>) -> Self {
+    /// The state of a pipeline about to run.
+    pub fn new(
+        pipeline: Arc<str>,
+        stop: CancellationToken,
+        budget: Option<Budget>,
+        budget_health: Health,
+    ) -> Self {
         RunState {
             pipeline,
             stop,
             failure: Mutex::new(None),
-            output_closed: Default::default(),
             budget,
+            budget_health,
         }
     }
 
-    /// Fails the pipeline (the first reason wins) and starts a graceful stop.
+    /// Fails the pipeline with a failure that may pass by itself (the first reason wins) and
+    /// starts a graceful stop.
     pub fn fail(&self, reason: impl Into<String>) {
+        self.fail_as(FailureKind::Transient, reason);
+    }
+
+    /// Fails the pipeline (the first reason wins) and starts a graceful stop.
+    pub fn fail_as(&self, kind: FailureKind, reason: impl Into<String>) {
         // Whatever a component reported, no URL credential reaches the log or the status.
         let reason = weir_core::redact::urls(&reason.into()).into_owned();
         let mut f = self.failure.lock().expect("failure lock");
         if f.is_none() {
-            tracing::error!(pipeline = %self.pipeline, "{reason}; stopping the pipeline");
-            *f = Some(reason);
+            if kind == FailureKind::OutputClosed {
+                tracing::info!(pipeline = %self.pipeline, "{reason}; stopping the pipeline (records not written stay uncommitted)");
+            } else {
+                tracing::error!(pipeline = %self.pipeline, "{reason}; stopping the pipeline");
+            }
+            *f = Some((reason, kind));
         }
         self.stop.cancel();
     }
@@ -53,34 +69,35 @@ impl RunState {
     /// Stops the pipeline because a sink's output is gone for good (standard output closed): the
     /// records it did not write stay uncommitted, nothing is dead-lettered.
     pub fn stop_output_closed(&self, component: &str, why: &str) {
-        let mut f = self.failure.lock().expect("failure lock");
-        if f.is_none() {
-            tracing::info!(pipeline = %self.pipeline, component, "{why}; stopping the pipeline (records not written stay uncommitted)");
-            *f = Some(format!("sink `{component}`: {why}"));
-            self.output_closed
-                .store(true, std::sync::atomic::Ordering::Release);
-        }
-        self.stop.cancel();
+        self.fail_as(
+            FailureKind::OutputClosed,
+            format!("sink `{component}`: {why}"),
+        );
     }
 
-    /// True when the pipeline stopped because a sink's output was closed.
-    pub fn output_closed(&self) -> bool {
-        self.output_closed
-            .load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Why the pipeline failed, if it did.
-    pub fn failure(&self) -> Option<String> {
+    /// Why the pipeline failed, and how, if it did.
+    pub fn failure(&self) -> Option<(String, FailureKind)> {
         self.failure.lock().expect("failure lock").clone()
     }
 
-    /// Accounts outcomes against the error budget.
+    /// Accounts outcomes against the error budget; an exhausted budget is a fatal failure.
     pub fn account(&self, total: u64, failed: u64) {
-        if let Some(b) = &self.budget
-            && total > 0
-            && let Some(reason) = b.record(total, failed)
-        {
-            self.fail(reason);
+        let Some(b) = &self.budget else {
+            return;
+        };
+        if total == 0 {
+            return;
+        }
+        if let Some(reason) = b.record(total, failed) {
+            self.fail_as(FailureKind::Fatal, reason);
+            return;
+        }
+        match b.spent() {
+            (0, _) => self.budget_health.ok(),
+            (f, n) => self.budget_health.degraded(format!(
+                "error budget being spent: {f} of {n} records failed in the last {}",
+                b.window()
+            )),
         }
     }
 }
@@ -127,7 +144,9 @@ impl FailureRoute {
             return Vec::new();
         }
         let n = failed.len() as u64;
-        ComponentMetrics::add(&metrics.errors, n);
+        for (_, f) in &failed {
+            metrics.failed(&f.class, 1);
+        }
         let first = &failed[0].1;
         let summary = format!(
             "{} record(s) failed at {} `{}` after {} attempt(s): {}",
@@ -144,26 +163,37 @@ impl FailureRoute {
             }
             OnError::Drop => {
                 tracing::warn!(pipeline = %self.shared.pipeline, "{summary}; dropped (on_error: drop)");
-                ComponentMetrics::add(&metrics.discarded_records, n);
+                metrics.discarded_dropped.inc(n);
                 Vec::new()
             }
             OnError::Stop => {
+                // Retries that ran out may succeed later; a record refused for good will not.
+                let kind = if failed
+                    .iter()
+                    .all(|(_, f)| f.class.ends_with("RetriesExhausted"))
+                {
+                    FailureKind::Transient
+                } else {
+                    FailureKind::Fatal
+                };
                 let records: Vec<Record> = failed.into_iter().map(|(r, _)| r).collect();
                 fail_records(&records);
-                self.shared.fail(format!("{summary} (on_error: stop)"));
+                self.shared
+                    .fail_as(kind, format!("{summary} (on_error: stop)"));
                 Vec::new()
             }
             OnError::Dlq => {
                 let Some(tx) = &self.dlq else {
                     let records: Vec<Record> = failed.into_iter().map(|(r, _)| r).collect();
                     fail_records(&records);
-                    self.shared.fail(format!(
-                        "{summary}; on_error is dlq but the pipeline has no dlq"
-                    ));
+                    self.shared.fail_as(
+                        FailureKind::Fatal,
+                        format!("{summary}; on_error is dlq but the pipeline has no dlq"),
+                    );
                     return Vec::new();
                 };
                 tracing::warn!(pipeline = %self.shared.pipeline, "{summary}; sent to the dead-letter queue");
-                ComponentMetrics::add(&metrics.dead_lettered_records, n);
+                metrics.dead_letters.inc(n);
                 let letters: Vec<Record> = failed
                     .iter()
                     .map(|(r, f)| dead_letter(r.clone(), &self.shared.pipeline, f))
@@ -209,7 +239,11 @@ async fn apply_one(
         match stage.transform.apply(record) {
             Ok(flow) => return Ok(flow),
             Err(e) if e.is_retriable() && may_retry(&stage.options.retry, attempts) => {
-                ComponentMetrics::add(&stage.metrics.retries, 1);
+                stage.metrics.retries.inc(1);
+                stage.metrics.health.degraded(format!(
+                    "retrying: {}",
+                    weir_core::redact::urls(e.message())
+                ));
                 tokio::time::sleep(backoff(&stage.options.retry, attempts, None)).await;
                 attempts += 1;
             }
@@ -247,7 +281,11 @@ async fn apply_batched(
         if retry.is_empty() {
             break;
         }
-        ComponentMetrics::add(&stage.metrics.retries, retry.len() as u64);
+        stage.metrics.retries.inc(retry.len() as u64);
+        stage.metrics.health.degraded(format!(
+            "retrying {} record(s) after attempt {attempts}",
+            retry.len()
+        ));
         tokio::time::sleep(backoff(&stage.options.retry, attempts, None)).await;
         attempts += 1;
         pending = retry;
@@ -274,7 +312,11 @@ pub async fn apply_stages(
         if n == 0 {
             break;
         }
-        ComponentMetrics::add(&stage.metrics.received_records, n);
+        stage.metrics.received_events.inc(n);
+        stage
+            .metrics
+            .received_bytes
+            .inc(records.iter().map(|r| r.approx_size() as u64).sum());
         let mut out = Vec::with_capacity(records.len());
         let mut failed = Vec::new();
         let mut discarded = 0u64;
@@ -292,11 +334,13 @@ pub async fn apply_stages(
                 }
             }
         }
-        ComponentMetrics::add(&stage.metrics.discarded_records, discarded);
+        stage.metrics.discarded_filtered.inc(discarded);
+        // Through the batch: whatever was retried is over.
+        stage.metrics.health.ok();
         let nfailed = failed.len() as u64;
         out.extend(route.route(stage.on_error, &stage.metrics, failed).await);
         route.shared.account(n, nfailed);
-        ComponentMetrics::add(&stage.metrics.sent_records, out.len() as u64);
+        stage.metrics.sent_events.inc(out.len() as u64);
         records = out;
     }
     records

@@ -4,11 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use weir_core::config::{ErrorBudget, OnError, PipelineSettings, StageOptions};
-use weir_core::{Batch, ComponentId, Sink, Source, SourceContext, Transform};
+use weir_core::{Batch, ComponentId, Sink, Source, SourceContext, SourceError, Transform};
+
+use crate::handle::{EngineStatus, Phase, PipelineHandle};
+use weir_core::telemetry::Health;
 
 use crate::budget::Budget;
 use crate::metrics::{ComponentMetrics, MetricsRegistry};
@@ -25,6 +28,7 @@ pub struct Pipeline {
     sinks: Vec<SinkStage>,
     dlq: Option<SinkStage>,
     budget: Option<ErrorBudget>,
+    budget_health: Health,
     settings: PipelineSettings,
 }
 
@@ -45,9 +49,15 @@ pub struct PipelineParts {
     pub dlq: Option<SinkStage>,
     /// Stop past this failure share.
     pub budget: Option<ErrorBudget>,
+    /// Degraded while the budget is being spent (`Telemetry::health(pipeline, BUDGET)`).
+    pub budget_health: Health,
     /// Pipeline settings.
     pub settings: PipelineSettings,
 }
+
+/// The name the error budget's health is registered under (not a valid component name, so it
+/// never collides with one).
+pub const BUDGET: &str = "(error budget)";
 
 impl From<PipelineParts> for Pipeline {
     fn from(p: PipelineParts) -> Self {
@@ -60,9 +70,25 @@ impl From<PipelineParts> for Pipeline {
             sinks: p.sinks,
             dlq: p.dlq,
             budget: p.budget,
+            budget_health: p.budget_health,
             settings: p.settings,
         }
     }
+}
+
+/// What kind of failure stopped a pipeline, which decides what a supervisor does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// Retrying will not help until an operator changes something: a record that fails for
+    /// good with `on_error: stop`, the error budget exhausted, bad credentials, a crash.
+    Fatal,
+    /// It may work again by itself: retries exhausted, a broker or DLQ unreachable, the
+    /// shutdown deadline passed. A supervisor restarts it with backoff.
+    Transient,
+    /// A sink's output was closed for good (`weir run … | head`): not a failure of the
+    /// records; the CLI exits 0, as command-line tools do on a broken pipe.
+    OutputClosed,
 }
 
 /// Why a pipeline stopped with an error.
@@ -73,9 +99,8 @@ pub struct PipelineFailed {
     pub pipeline: String,
     /// What happened.
     pub reason: String,
-    /// The pipeline stopped because a sink's output was closed (`weir run … | head`), not
-    /// because records failed; the CLI exits 0 then, as command-line tools do on a broken pipe.
-    pub output_closed: bool,
+    /// Fatal, transient, or an output that closed.
+    pub kind: FailureKind,
 }
 
 impl Pipeline {
@@ -96,6 +121,49 @@ impl Pipeline {
     /// Runs until the source ends and everything is delivered, or until `shutdown` is cancelled
     /// and in-flight work drains (bounded by `settings.shutdown_timeout`).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), PipelineFailed> {
+        let mut handle = self.start();
+        let stop = handle.stopper();
+        tokio::select! {
+            r = handle.wait() => return r,
+            _ = shutdown.cancelled() => stop.cancel(),
+        }
+        handle.wait().await
+    }
+
+    /// Starts the pipeline on its own task and returns its handle: its status, pause and resume,
+    /// a graceful stop. The pipeline has its own stop token, so stopping or failing it leaves
+    /// every other pipeline alone.
+    pub fn start(self) -> PipelineHandle {
+        let stop = CancellationToken::new();
+        let (paused_tx, paused_rx) = watch::channel(false);
+        let (status_tx, status_rx) = watch::channel(EngineStatus::new(Phase::Starting, None));
+        let name = self.name.clone();
+        let task = tokio::spawn(self.execute(stop.clone(), paused_rx, status_tx));
+        PipelineHandle::new(name, stop, paused_tx, status_rx, task)
+    }
+
+    async fn execute(
+        self,
+        stop: CancellationToken,
+        paused: watch::Receiver<bool>,
+        status: watch::Sender<EngineStatus>,
+    ) -> Result<(), PipelineFailed> {
+        let result = self.drive(stop, paused.clone(), &status).await;
+        let phase = if result.is_ok() {
+            Phase::Stopped
+        } else {
+            Phase::Failed
+        };
+        status.send_replace(EngineStatus::new(phase, result.clone().err()));
+        result
+    }
+
+    async fn drive(
+        self,
+        stop: CancellationToken,
+        paused: watch::Receiver<bool>,
+        status: &watch::Sender<EngineStatus>,
+    ) -> Result<(), PipelineFailed> {
         let Pipeline {
             name,
             source,
@@ -105,16 +173,17 @@ impl Pipeline {
             sinks,
             dlq,
             budget,
+            budget_health,
             settings,
         } = self;
         if settings.healthcheck {
             healthchecks(&name, &sinks, dlq.as_ref()).await;
         }
-        let stop = shutdown.child_token();
         let shared = Arc::new(RunState::new(
             name.clone(),
             stop.clone(),
             budget.map(Budget::new),
+            budget_health,
         ));
         let cap = settings.buffer_batches;
         let mut tasks: Vec<JoinHandle<()>> = Vec::new();
@@ -153,6 +222,8 @@ impl Pipeline {
             sink_txs,
             route,
             source_metrics,
+            paused.clone(),
+            stop.clone(),
         )));
 
         let id = ComponentId {
@@ -163,7 +234,11 @@ impl Pipeline {
         let source_shared = shared.clone();
         let source_task = tokio::spawn(async move {
             if let Err(e) = source.run(cx).await {
-                source_shared.fail(format!("source `{source_name}` failed: {e}"));
+                let kind = match e {
+                    SourceError::Other(_) => FailureKind::Fatal,
+                    _ => FailureKind::Transient,
+                };
+                source_shared.fail_as(kind, format!("source `{source_name}` failed: {e}"));
             }
         });
 
@@ -176,15 +251,20 @@ impl Pipeline {
                 if let Err(e) = h.await
                     && e.is_panic()
                 {
-                    shared.fail(format!("a pipeline task panicked: {e}"));
+                    shared.fail_as(FailureKind::Fatal, format!("a pipeline task panicked: {e}"));
                 }
             }
         };
         tokio::pin!(all);
+        let publish = publish_phase(paused, stop.clone(), status);
+        tokio::pin!(publish);
         let deadline = Duration::from(settings.shutdown_timeout);
-        let finished = tokio::select! {
-            _ = &mut all => true,
-            _ = async { stop.cancelled().await; tokio::time::sleep(deadline).await } => false,
+        let finished = loop {
+            tokio::select! {
+                _ = &mut all => break true,
+                _ = async { stop.cancelled().await; tokio::time::sleep(deadline).await } => break false,
+                _ = &mut publish => {}
+            }
         };
         if !finished {
             // Everything still in flight is reported errored before it is dropped, so no source
@@ -197,19 +277,50 @@ impl Pipeline {
                 "shutdown did not finish within {}; in-flight records were abandoned uncommitted and will be replayed",
                 settings.shutdown_timeout
             ));
-            return Err(PipelineFailed {
-                pipeline: name.to_string(),
-                reason: shared.failure().unwrap_or_default(),
-                output_closed: false,
-            });
         }
         match shared.failure() {
-            Some(reason) => Err(PipelineFailed {
+            Some((reason, kind)) => Err(PipelineFailed {
                 pipeline: name.to_string(),
                 reason,
-                output_closed: shared.output_closed(),
+                kind,
             }),
             None => Ok(()),
+        }
+    }
+}
+
+/// Publishes running, paused and stopping as they happen; never returns.
+async fn publish_phase(
+    mut paused: watch::Receiver<bool>,
+    stop: CancellationToken,
+    status: &watch::Sender<EngineStatus>,
+) {
+    let mut stopping = false;
+    loop {
+        let phase = if stopping {
+            Phase::Stopping
+        } else if *paused.borrow_and_update() {
+            Phase::Paused
+        } else {
+            Phase::Running
+        };
+        status.send_if_modified(|s| {
+            if s.phase == phase {
+                return false;
+            }
+            *s = EngineStatus::new(phase, None);
+            true
+        });
+        if stopping {
+            std::future::pending::<()>().await;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => stopping = true,
+            r = paused.changed() => {
+                if r.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
         }
     }
 }
@@ -220,8 +331,14 @@ async fn healthchecks(pipeline: &str, sinks: &[SinkStage], dlq: Option<&SinkStag
     let checks = sinks.iter().chain(dlq).map(|s| async move {
         match tokio::time::timeout(Duration::from_secs(10), s.sink.healthcheck()).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(pipeline, component = %s.name, "health check failed: {e}; starting anyway, writes will be retried"),
-            Err(_) => tracing::warn!(pipeline, component = %s.name, "health check timed out after 10s; starting anyway"),
+            Ok(Err(e)) => {
+                tracing::warn!(pipeline, component = %s.name, "health check failed: {e}; starting anyway, writes will be retried");
+                s.metrics.health.degraded(format!("health check failed: {}", weir_core::redact::urls(&e.to_string())));
+            }
+            Err(_) => {
+                tracing::warn!(pipeline, component = %s.name, "health check timed out after 10s; starting anyway");
+                s.metrics.health.degraded("health check timed out after 10s");
+            }
         }
     });
     for c in checks {
@@ -235,9 +352,26 @@ async fn transform_task(
     sink_txs: Vec<mpsc::Sender<Batch>>,
     route: FailureRoute,
     source_metrics: Arc<ComponentMetrics>,
+    mut paused: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
-    while let Some(batch) = rx.recv().await {
-        ComponentMetrics::add(&source_metrics.sent_records, batch.len() as u64);
+    loop {
+        // Paused: take nothing from the source, which then waits (the Kafka source pauses its
+        // partitions and stays in its group). A stop drains whatever is queued.
+        while *paused.borrow_and_update() && !stop.is_cancelled() {
+            tokio::select! {
+                r = paused.changed() => if r.is_err() { break },
+                _ = stop.cancelled() => {}
+            }
+        }
+        let Some(batch) = rx.recv().await else {
+            break;
+        };
+        let bytes: u64 = batch.records.iter().map(|r| r.approx_size() as u64).sum();
+        source_metrics.received_events.inc(batch.len() as u64);
+        source_metrics.received_bytes.inc(bytes);
+        source_metrics.sent_events.inc(batch.len() as u64);
+        source_metrics.sent_bytes.inc(bytes);
         let mut records = apply_stages(&transforms, batch.records, &route).await;
         if records.is_empty() {
             continue;
@@ -346,14 +480,14 @@ impl PipelineBuilder {
         let m = &self.metrics;
         let p = &self.name;
         Ok(Pipeline {
-            source_metrics: m.component(p, &source_name, "source"),
+            source_metrics: m.component(p, &source_name, "source", "code"),
             source_name,
             source,
             transforms: self
                 .transforms
                 .into_iter()
                 .map(|(name, transform, options)| TransformStage {
-                    metrics: m.component(p, &name, "transform"),
+                    metrics: m.component(p, &name, "transform", "code"),
                     name,
                     transform,
                     options,
@@ -364,7 +498,7 @@ impl PipelineBuilder {
                 .sinks
                 .into_iter()
                 .map(|(name, sink, options)| SinkStage {
-                    metrics: m.component(p, &name, "sink"),
+                    metrics: m.component(p, &name, "sink", "code"),
                     name,
                     sink,
                     options,
@@ -373,7 +507,7 @@ impl PipelineBuilder {
                 })
                 .collect(),
             dlq: self.dlq.map(|(name, sink, options)| SinkStage {
-                metrics: m.component(p, &name, "dlq"),
+                metrics: m.component(p, &name, "dlq", "code"),
                 name,
                 sink,
                 options,
@@ -381,6 +515,7 @@ impl PipelineBuilder {
                 transforms: Vec::new(),
             }),
             budget: self.budget,
+            budget_health: m.telemetry().health(p, BUDGET),
             settings: self.settings,
             name: self.name,
         })

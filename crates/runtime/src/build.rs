@@ -8,11 +8,11 @@ use weir_core::config::{
     ComponentSpec, ConfigErrors, OnError, PipelineSpec, load_path_partial, load_str_partial,
     process_env,
 };
-use weir_core::registry::Built;
+use weir_core::registry::{BuildScope, Built};
 use weir_core::{ConfigError, Registry};
 
 use crate::formats::{self, SchemaRegistryClient};
-use weir_engine::metrics::MetricsRegistry;
+use weir_engine::metrics::{ComponentMetrics, MetricsRegistry};
 use weir_engine::sink_driver::SinkStage;
 use weir_engine::stages::TransformStage;
 use weir_engine::topology::{Pipeline, PipelineFailed, PipelineParts};
@@ -65,19 +65,36 @@ struct PipelineBuild<'a> {
 }
 
 impl PipelineBuild<'_> {
+    fn build_component(&mut self, spec: &ComponentSpec) -> Result<Built, ConfigError> {
+        let (p, metrics) = (self.p, self.metrics);
+        let scope = BuildScope {
+            file: &p.file,
+            pipeline: &p.name,
+            data_dir: self.data_dir,
+            telemetry: metrics.telemetry(),
+        };
+        self.plugins.build(spec, scope, self.warnings)
+    }
+
+    fn component_metrics(&self, spec: &ComponentSpec) -> Arc<ComponentMetrics> {
+        self.metrics.component(
+            &self.p.name,
+            &spec.name,
+            spec.component_kind(),
+            &spec.type_name,
+        )
+    }
+
     fn transform(&mut self, spec: &ComponentSpec) -> Option<TransformStage> {
         let p = self.p;
         check_dlq_exists(spec, p, &mut self.errors);
-        match self
-            .plugins
-            .build(spec, &p.file, &p.name, self.data_dir, self.warnings)
-        {
+        match self.build_component(spec) {
             Ok(Built::Transform(t)) => Some(TransformStage {
                 name: Arc::from(spec.name.as_str()),
                 transform: t,
                 options: spec.options,
                 on_error: p.on_error(spec),
-                metrics: self.metrics.component(&p.name, &spec.name, "transform"),
+                metrics: self.component_metrics(spec),
             }),
             Ok(_) => unreachable!("registry returns the kind asked for"),
             Err(e) => {
@@ -87,7 +104,7 @@ impl PipelineBuild<'_> {
         }
     }
 
-    fn sink(&mut self, spec: &ComponentSpec, kind: &'static str) -> Option<SinkStage> {
+    fn sink(&mut self, spec: &ComponentSpec) -> Option<SinkStage> {
         let p = self.p;
         let mut transforms: Vec<TransformStage> = spec
             .transforms
@@ -99,21 +116,18 @@ impl PipelineBuild<'_> {
             Err(e) => self.converter_errors.push(e),
         }
         check_dlq_exists(spec, p, &mut self.errors);
-        match self
-            .plugins
-            .build(spec, &p.file, &p.name, self.data_dir, self.warnings)
-        {
+        match self.build_component(spec) {
             Ok(Built::Sink(s)) => Some(SinkStage {
                 name: Arc::from(spec.name.as_str()),
                 sink: s,
                 options: spec.options,
-                on_error: if kind == "dlq" {
+                on_error: if spec.is_dlq {
                     OnError::Stop
                 } else {
                     p.on_error(spec)
                 },
                 transforms,
-                metrics: self.metrics.component(&p.name, &spec.name, kind),
+                metrics: self.component_metrics(spec),
             }),
             Ok(_) => unreachable!("registry returns the kind asked for"),
             Err(e) => {
@@ -139,27 +153,23 @@ impl PipelineBuild<'_> {
             self.converter_errors.push(e);
             None
         });
-        let source =
-            match self
-                .plugins
-                .build(&p.source, &p.file, &p.name, self.data_dir, self.warnings)
-            {
-                Ok(Built::Source(s)) => Some(s),
-                Ok(_) => unreachable!("registry returns the kind asked for"),
-                Err(e) => {
-                    self.errors.push(e);
-                    None
-                }
-            };
+        let source = match self.build_component(&p.source) {
+            Ok(Built::Source(s)) => Some(s),
+            Ok(_) => unreachable!("registry returns the kind asked for"),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        };
         let mut transforms: Vec<_> = decoder.into_iter().collect();
         for t in &p.transforms {
             transforms.extend(self.transform(t));
         }
         let mut sinks = Vec::new();
         for s in &p.sinks {
-            sinks.extend(self.sink(s, "sink"));
+            sinks.extend(self.sink(s));
         }
-        let dlq = p.dlq.as_ref().and_then(|d| self.sink(d, "dlq"));
+        let dlq = p.dlq.as_ref().and_then(|d| self.sink(d));
         if registry_ok {
             self.errors.append(&mut self.converter_errors);
         }
@@ -172,7 +182,11 @@ impl PipelineBuild<'_> {
                 Arc::from(p.source.name.as_str()),
                 source.expect("no errors"),
             ),
-            source_metrics: self.metrics.component(&p.name, &p.source.name, "source"),
+            source_metrics: self.component_metrics(&p.source),
+            budget_health: self
+                .metrics
+                .telemetry()
+                .health(&p.name, weir_engine::topology::BUDGET),
             transforms,
             sinks,
             dlq,
@@ -383,7 +397,7 @@ impl Runtime {
                 Err(e) => failures.push(PipelineFailed {
                     pipeline: "?".into(),
                     reason: format!("pipeline task crashed: {e}"),
-                    output_closed: false,
+                    kind: weir_engine::FailureKind::Fatal,
                 }),
             }
         }

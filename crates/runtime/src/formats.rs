@@ -58,7 +58,7 @@ fn stage(
 ) -> TransformStage {
     let name = format!("{}.format", c.name);
     TransformStage {
-        metrics: metrics.component(&p.name, &name, "transform"),
+        metrics: metrics.component(&p.name, &name, "transform", "format"),
         name: Arc::from(name),
         transform,
         options,

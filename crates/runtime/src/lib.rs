@@ -8,4 +8,4 @@ pub mod docs;
 pub mod formats;
 
 pub use build::{RunError, Runtime, build, builtin_registry};
-pub use weir_engine::{MetricsRegistry, Pipeline, PipelineFailed};
+pub use weir_engine::{FailureKind, MetricsRegistry, Pipeline, PipelineFailed};

@@ -136,6 +136,14 @@ pub struct ComponentSpec {
     pub is_dlq: bool,
 }
 
+impl ComponentSpec {
+    /// `source`, `transform`, `sink`, or `dlq` for the pipeline's dead-letter sink: the
+    /// `component_kind` label of its metrics.
+    pub fn component_kind(&self) -> &'static str {
+        if self.is_dlq { "dlq" } else { self.kind.noun() }
+    }
+}
+
 /// Pipeline-wide settings.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
