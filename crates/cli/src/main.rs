@@ -1,4 +1,8 @@
-//! The `weir` command: run, validate, list plugins, print the pipeline schema.
+//! The `weir` command: run pipelines, serve them behind the operations API, operate them over
+//! that API, validate, list plugins, print the pipeline schema.
+
+mod ctl;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +48,17 @@ enum Command {
         #[arg(long, env = "WEIR_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Host pipelines from files and from the API until SIGTERM: a supervisor with a persisted
+    /// state, live reloads (files are watched; SIGHUP reads them again) and the operations API.
+    Serve {
+        #[command(flatten)]
+        args: serve::ServeArgs,
+        /// Worker threads (default: one per core).
+        #[arg(long, env = "WEIR_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
+    },
+    /// Operate a `weir serve` through its API (list, get, apply, delete, pause, …).
+    Ctl(ctl::CtlArgs),
     /// Check pipeline files without connecting to anything; exit status 2 on errors.
     Validate {
         /// Pipeline files or directories.
@@ -71,7 +86,7 @@ enum Command {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EXIT_FAILED: u8 = 1;
-const EXIT_CONFIG: u8 = 2;
+pub(crate) const EXIT_CONFIG: u8 = 2;
 
 fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -149,16 +164,10 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(EXIT_CONFIG));
                 }
             };
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            if let Some(n) = threads {
-                builder.worker_threads(usize::from(n));
-            }
-            let runtime = builder
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(run(rt))
+            async_runtime(threads)?.block_on(run(rt))
         }
+        Command::Serve { args, threads } => async_runtime(threads)?.block_on(serve::serve(args)),
+        Command::Ctl(args) => async_runtime(Some(1))?.block_on(ctl::ctl(args)),
         Command::Plugins { name: None } => {
             for kind in [PluginKind::Source, PluginKind::Transform, PluginKind::Sink] {
                 println!("{}s:", kind.noun());
@@ -207,8 +216,19 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn async_runtime(threads: Option<u16>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(usize::from(n));
+    }
+    builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// `$XDG_STATE_HOME/weir`, else `~/.local/state/weir` (the XDG base directory convention).
-fn default_data_dir() -> Option<PathBuf> {
+pub(crate) fn default_data_dir() -> Option<PathBuf> {
     std::env::var_os("XDG_STATE_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
@@ -267,7 +287,7 @@ async fn run(rt: Runtime) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

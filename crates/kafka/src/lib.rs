@@ -4,6 +4,7 @@
 //! keep secrets out of logs.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod client;
 pub mod settings;
 

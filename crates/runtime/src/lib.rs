@@ -6,6 +6,8 @@
 pub mod build;
 pub mod docs;
 pub mod formats;
+pub mod store;
+pub mod supervisor;
 
 pub use build::{RunError, Runtime, build, builtin_registry};
 pub use weir_engine::{FailureKind, MetricsRegistry, Pipeline, PipelineFailed};

@@ -123,6 +123,34 @@ pub fn load_str_partial(
     (pipelines, errors)
 }
 
+/// Loads one pipeline given as an API body (YAML or JSON, which is YAML too): `name:` plus the
+/// keys a pipeline has in a file, with `${VAR}` expanded through `env`. Errors point into the
+/// body, named `source_name`.
+pub fn load_pipeline_body(
+    source_name: &str,
+    text: &str,
+    env: EnvLookup<'_>,
+) -> (Option<PipelineSpec>, Vec<ConfigError>) {
+    let file = SourceFile::new(source_name, text);
+    let mut root = match parse_yaml(&file) {
+        Ok(r) => r,
+        Err(e) => return (None, vec![e]),
+    };
+    let mut missing = Vec::new();
+    interpolate(&mut root, "", env, &mut missing);
+    let mut errors: Vec<ConfigError> = missing
+        .into_iter()
+        .map(|m| file.error(m.node.location, m.path, m.message))
+        .collect();
+    let mut parser = Parser {
+        file: &file,
+        errors: Vec::new(),
+    };
+    let spec = parser.body(&root);
+    errors.extend(parser.errors);
+    (spec, errors)
+}
+
 /// Loads a file, or every `*.yaml` / `*.yml` file in a directory (sorted by name). Pipeline names
 /// must be unique across all files.
 pub fn load_path(path: &Path, env: EnvLookup<'_>) -> Result<Vec<PipelineSpec>, ConfigErrors> {

@@ -116,11 +116,45 @@ impl Parser<'_> {
                 self.err(k, &path, format!("pipeline name: {why}"));
                 continue;
             }
-            if let Some(p) = self.pipeline(&name, v, &path, registry.as_ref()) {
+            if let Some(mut p) = self.pipeline(&name, v, &path, registry.as_ref()) {
+                if v.get("schema_registry").is_none()
+                    && let Some(r) = root.get("schema_registry")
+                {
+                    // Inherited from the file: a change there changes the pipeline.
+                    p.canonical = format!("{}{}", p.canonical, r.to_json());
+                }
                 out.push(p);
             }
         }
         out
+    }
+
+    /// One pipeline as an API body: `name:` plus the keys a pipeline has in a file.
+    pub fn body(&mut self, root: &Node) -> Option<PipelineSpec> {
+        let entries = self.entries(root, "", "a pipeline body")?;
+        let Some((k, name_node)) = entries.iter().find(|(k, _)| k.as_str() == Some("name")) else {
+            self.err(
+                root,
+                "",
+                "missing `name:`: a pipeline body is `name:` plus the keys of a pipeline (source, transforms, sinks, …)",
+            );
+            return None;
+        };
+        let Some(name) = name_node.as_str().map(str::to_owned) else {
+            self.err(name_node, "name", "`name` must be text");
+            return None;
+        };
+        if let Err(why) = check_name(&name) {
+            self.err(name_node, "name", format!("pipeline name: {why}"));
+            return None;
+        }
+        let rest: Vec<(Node, Node)> = entries
+            .iter()
+            .filter(|(key, _)| !std::ptr::eq(key, k))
+            .cloned()
+            .collect();
+        let node = Node::new(root.location, NodeKind::Map(rest));
+        self.pipeline(&name, &node, "", None)
     }
 
     fn pipeline(
@@ -251,6 +285,7 @@ impl Parser<'_> {
         }
         Some(PipelineSpec {
             name: Arc::from(name),
+            canonical: node.to_json().to_string(),
             file: self.file.clone(),
             path: path.to_owned(),
             location: node.location,
@@ -390,7 +425,11 @@ impl Parser<'_> {
             self.err(
                 type_node,
                 &child_key(path, "type"),
-                format!("`type` must be text, found {}", type_node.type_name()),
+                if matches!(type_node.kind, NodeKind::Null) {
+                    "`type` must be text, found null: YAML reads a bare `null` as nothing; write `type: \"null\"` for the null sink".to_owned()
+                } else {
+                    format!("`type` must be text, found {}", type_node.type_name())
+                },
             );
             return None;
         };

@@ -171,6 +171,9 @@ impl Default for PipelineSettings {
 pub struct PipelineSpec {
     /// Its name (the key under `pipelines:`).
     pub name: Arc<str>,
+    /// The pipeline's definition after `${VAR}` expansion, as compact JSON: two specs with the
+    /// same text define the same pipeline (a reload leaves it untouched).
+    pub canonical: String,
     /// Where it is defined.
     pub file: SourceFile,
     /// YAML path (`pipelines.<name>`).

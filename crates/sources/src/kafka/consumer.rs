@@ -11,6 +11,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
+use weir_core::telemetry::ComponentTelemetry;
 use weir_core::{AckReceiver, OffsetTracker};
 use weir_kafka::ClientDiagnostics;
 
@@ -87,6 +88,8 @@ pub(super) struct SourceClient {
     pub(super) drain_timeout: Duration,
     pub(super) name: String,
     pub(super) diagnostics: ClientDiagnostics,
+    /// The source's metrics and health.
+    pub(super) telemetry: ComponentTelemetry,
 }
 
 impl SourceClient {
@@ -154,7 +157,31 @@ impl ClientContext for SourceClient {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        self.diagnostics.error(&format!("{error}: {reason}"));
+        let message = format!("{error}: {reason}");
+        self.telemetry.health.degraded(format!(
+            "Kafka client error: {}",
+            self.diagnostics.redact(&message)
+        ));
+        self.diagnostics.error(&message);
+    }
+
+    /// librdkafka's statistics (every `statistics.interval.ms`): the consumer lag of each
+    /// assigned partition, as a gauge.
+    fn stats(&self, stats: rdkafka::Statistics) {
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                if *partition < 0 || p.consumer_lag < 0 {
+                    continue;
+                }
+                self.telemetry
+                    .pipeline_gauge(
+                        "weir_kafka_consumer_lag_messages",
+                        "Records not yet consumed per topic-partition (log end minus committed offset).",
+                        &[("topic", topic), ("partition", &partition.to_string())],
+                    )
+                    .set(p.consumer_lag);
+            }
+        }
     }
 }
 

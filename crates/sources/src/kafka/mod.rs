@@ -73,6 +73,7 @@ impl PluginConfig for KafkaSourceConfig {
         Ok(Box::new(KafkaSource {
             config: self,
             props,
+            telemetry: cx.telemetry.clone(),
         }))
     }
 }
@@ -80,6 +81,20 @@ impl PluginConfig for KafkaSourceConfig {
 weir_core::register_plugin!(KafkaSourceConfig);
 
 impl KafkaSourceConfig {
+    /// The client properties for reading and setting this source's group offsets from outside
+    /// the pipeline (the operations API): brokers, TLS, SASL and options.
+    pub fn admin_properties(&self, pipeline: &str) -> Result<ClientProperties, String> {
+        let mut p = client_properties(
+            &self.bootstrap_servers,
+            self.tls.as_ref(),
+            self.sasl.as_ref(),
+            &format!("weir-{pipeline}-admin"),
+        )
+        .map_err(|e| e.to_string())?;
+        p.apply_options(&self.options);
+        Ok(p)
+    }
+
     fn properties(&self, cx: &BuildContext) -> Result<ClientProperties, String> {
         let mut p = client_properties(
             &self.bootstrap_servers,
@@ -105,6 +120,10 @@ impl KafkaSourceConfig {
         p.set("group.id", self.group_id.clone());
         p.set("enable.auto.offset.store", "false");
         p.set("enable.partition.eof", "false");
+        if p.get("statistics.interval.ms").is_none() {
+            // The consumer lag gauge comes from librdkafka's statistics.
+            p.set("statistics.interval.ms", "5000");
+        }
         Ok(p)
     }
 }
@@ -113,6 +132,7 @@ impl KafkaSourceConfig {
 pub struct KafkaSource {
     config: KafkaSourceConfig,
     props: ClientProperties,
+    telemetry: weir_core::telemetry::ComponentTelemetry,
 }
 
 #[async_trait]

@@ -64,6 +64,7 @@ pub(super) fn consume(
         drain_timeout: source.config.drain_timeout.0,
         name: name.clone(),
         diagnostics: ClientDiagnostics::new(name.clone(), source.props.secrets.clone()),
+        telemetry: source.telemetry.clone(),
     };
     let consumer: BaseConsumer<SourceClient> = weir_kafka::client_config(&source.props)
         .create_with_context(client)
@@ -235,6 +236,9 @@ fn send(
         .block_on(cx.send(records))
         .map_err(|_| SourceError::Closed)?;
     sh.batches.insert(token, positions);
+    drop(sh);
+    // Records flow: whatever the client complained about is over.
+    consumer.context().telemetry.health.ok();
     Ok(())
 }
 
