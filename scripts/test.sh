@@ -30,9 +30,11 @@ rustc --version
 
 step "system packages"
 # librdkafka is built from source (needs make, OpenSSL and zlib headers); stunnel4 puts TLS in
-# front of the test broker for the Kafka TLS and mutual-TLS tests, whose certificates openssl makes.
+# front of the test broker for the Kafka TLS and mutual-TLS tests, whose certificates openssl makes;
+# curl calls the operations API as operators do; prometheus (with promtool) scrapes `weir serve`.
+PACKAGES=(make pkg-config libssl-dev zlib1g-dev openssl stunnel4 curl prometheus)
 NEED=()
-for pkg in make pkg-config libssl-dev zlib1g-dev openssl stunnel4; do
+for pkg in "${PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || NEED+=("$pkg")
 done
 if [ ${#NEED[@]} -gt 0 ]; then
@@ -41,7 +43,7 @@ if [ ${#NEED[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${NEED[@]}"
 fi
-echo "present: make pkg-config libssl-dev zlib1g-dev openssl stunnel4"
+echo "present: ${PACKAGES[*]}"
 
 step "Tansu, the Kafka-protocol broker the Kafka tests start (one per test)"
 WEIR_TANSU=$(scripts/install-tansu.sh)
@@ -56,6 +58,9 @@ export WEIR_SCHEMA_REGISTRY
 # The `avro` extra pins a certifi newer than the package index has; install its parts instead.
 python3 -m pip install -q --disable-pip-version-check confluent-kafka==2.16.1 fastavro==1.13.1 \
     avro==1.12.2 requests attrs cachetools "authlib>=1.8" httpx2
+# schemathesis tests the operations API against its OpenAPI document.
+python3 -m pip install -q --disable-pip-version-check schemathesis==4.32.5
+schemathesis --version
 python3 -c "from confluent_kafka.schema_registry.avro import AvroSerializer, AvroDeserializer"
 # Smoke check of scripts/dev-kafka.sh (the examples' broker), in a folder of its own so a
 # developer's running broker is left alone.

@@ -109,6 +109,27 @@ pub(crate) fn require_token(api: &Api, headers: &HeaderMap) -> Result<(), ApiErr
     }
 }
 
+/// A path parameter whose rejection (bad percent-encoding) is answered in the API's error shape.
+pub(crate) struct ApiPath<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| ApiPath(v))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))
+    }
+}
+
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {

@@ -3,8 +3,10 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+
+use crate::ApiPath as Path;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -79,7 +81,8 @@ pub struct OffsetsPatch {
 }
 
 /// `?dry_run=true` builds and validates without creating.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateParams {
     /// Build and validate only.
     #[serde(default)]
@@ -163,10 +166,12 @@ pub(crate) async fn list(State(api): State<Api>) -> Json<PipelineList> {
 pub(crate) async fn create(
     State(api): State<Api>,
     headers: HeaderMap,
-    Query(params): Query<CreateParams>,
+    params: Result<Query<CreateParams>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     require_token(&api, &headers)?;
+    let Query(params) = params
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let text = body_text(body)?;
     let ct = content_type(&headers);
     if params.dry_run {
@@ -205,7 +210,7 @@ pub(crate) async fn get(
 /// generation drains and commits before the new one starts from its offsets.
 #[utoipa::path(put, path = "/v1/pipelines/{name}", tag = "pipelines",
     params(("name" = String, Path, description = "Pipeline name"),
-        ("If-Match" = Option<String>, Header, description = "The generation the change is based on")),
+        ("If-Match" = Option<u64>, Header, description = "The generation the change is based on")),
     request_body(description = "One pipeline, as JSON or YAML",
         content((PipelineBody = "application/json"), (String = "application/yaml"))),
     responses(
@@ -231,13 +236,14 @@ pub(crate) async fn replace(
                 .to_str()
                 .ok()
                 .map(|s| s.trim().trim_matches('"'))
-                .and_then(|s| s.parse::<u64>().ok());
+                .and_then(|s| s.parse::<i64>().ok())
+                .and_then(|g| u64::try_from(g).ok());
             match g {
                 Some(g) => Some(g),
                 None => {
                     return Err(ApiError::new(
-                        StatusCode::PRECONDITION_FAILED,
-                        "stale_generation",
+                        StatusCode::BAD_REQUEST,
+                        "invalid_header",
                         "If-Match must be a pipeline generation (a number)",
                     ));
                 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -161,8 +161,9 @@ async fn reload_on_sighup(_sup: Supervisor, shutdown: CancellationToken) {
     shutdown.cancelled().await;
 }
 
-/// Modification times and sizes of every pipeline file under `paths`.
-fn snapshot(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+/// The content of every pipeline file under `paths` (pipeline files are small; comparing
+/// contents misses no change, whatever the file system's timestamp resolution).
+fn snapshot(paths: &[PathBuf]) -> Vec<(PathBuf, Option<Vec<u8>>)> {
     let mut out = Vec::new();
     for p in paths {
         let files: Vec<PathBuf> = if p.is_dir() {
@@ -177,12 +178,8 @@ fn snapshot(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
             vec![p.clone()]
         };
         for f in files {
-            let meta = std::fs::metadata(&f).ok();
-            out.push((
-                f,
-                meta.as_ref().and_then(|m| m.modified().ok()),
-                meta.map_or(0, |m| m.len()),
-            ));
+            let content = std::fs::read(&f).ok();
+            out.push((f, content));
         }
     }
     out.sort();
@@ -190,7 +187,7 @@ fn snapshot(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
 }
 
 /// Reloads when a pipeline file changes: file notifications (debounced, 300 ms after the last
-/// event) when the platform gives them, and a poll of modification times in any case (editors
+/// event) when the platform gives them, and a poll of the files' contents in any case (editors
 /// that replace files, network file systems).
 async fn watch_files(
     sup: Supervisor,

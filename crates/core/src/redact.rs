@@ -29,6 +29,10 @@ const SECRET_PARAMS: &[&str] = &[
 
 const HIDDEN: &str = "***";
 
+fn is_reference(s: &str) -> bool {
+    s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1
+}
+
 fn is_secret_param(name: &str) -> bool {
     SECRET_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
 }
@@ -50,15 +54,20 @@ pub fn url(url: &str) -> Cow<'_, str> {
         Some(at) => {
             let userinfo = &authority[..at];
             match userinfo.split_once(':') {
+                // A `${VAR}` reference (a definition as written) names the secret, it is not one.
+                Some((_, password)) if is_reference(password) => out.push_str(userinfo),
                 Some((user, _password)) => {
                     out.push_str(user);
                     out.push(':');
                     out.push_str(HIDDEN);
+                    changed = true;
                 }
-                None => out.push_str(HIDDEN),
+                None => {
+                    out.push_str(HIDDEN);
+                    changed = true;
+                }
             }
             out.push_str(&authority[at..]);
-            changed = true;
         }
         None => out.push_str(authority),
     }
@@ -79,7 +88,9 @@ pub fn url(url: &str) -> Cow<'_, str> {
                 out.push('&');
             }
             match pair.split_once('=') {
-                Some((name, value)) if is_secret_param(name) && !value.is_empty() => {
+                Some((name, value))
+                    if is_secret_param(name) && !value.is_empty() && !is_reference(value) =>
+                {
                     out.push_str(name);
                     out.push('=');
                     out.push_str(HIDDEN);

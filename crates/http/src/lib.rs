@@ -28,6 +28,7 @@ pub struct HttpClient {
     client: reqwest::Client,
     auth: Arc<auth::Auth>,
     retry_statuses: Arc<[u16]>,
+    latency: Option<weir_core::telemetry::Histogram>,
 }
 
 impl HttpClient {
@@ -58,6 +59,7 @@ impl HttpClient {
             client,
             auth: Arc::new(auth),
             retry_statuses: retry_statuses.into(),
+            latency: None,
         })
     }
 
@@ -68,6 +70,17 @@ impl HttpClient {
 
     /// Sends a request built by `build` with authentication applied. A 401 with OAuth2 fetches
     /// a new token and sends once more. Returns the response when it is 2xx, else how it failed.
+    /// Records every request's duration (response headers received, or failure) in the
+    /// component's `weir_http_request_duration_seconds`.
+    pub fn with_latency(mut self, t: &weir_core::telemetry::ComponentTelemetry) -> Self {
+        self.latency = Some(t.histogram(
+            "weir_http_request_duration_seconds",
+            "Time from sending an HTTP request to its response headers (or its failure).",
+            weir_core::telemetry::LATENCY_BUCKETS,
+        ));
+        self
+    }
+
     pub async fn send(
         &self,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
@@ -75,7 +88,12 @@ impl HttpClient {
         let mut refreshed = false;
         loop {
             let req = self.auth.apply(build(&self.client)).await?;
-            let resp = req.send().await.map_err(Failure::transport)?;
+            let started = std::time::Instant::now();
+            let sent = req.send().await;
+            if let Some(h) = &self.latency {
+                h.observe(started.elapsed());
+            }
+            let resp = sent.map_err(Failure::transport)?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(resp);

@@ -78,6 +78,9 @@ fn redact(node: &Node, key: Option<&str>, parent: Option<&str>) -> Json {
             });
             if secret && !is_reference(s) {
                 Json::String("***".into())
+            } else if s.contains("://") && !s.contains(char::is_whitespace) {
+                // A URL option: its whole text is the URL, `${VAR}` references included.
+                Json::String(weir_core::redact::url(s).into_owned())
             } else {
                 Json::String(weir_core::redact::urls(s).into_owned())
             }

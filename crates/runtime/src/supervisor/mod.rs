@@ -728,12 +728,12 @@ impl Supervisor {
                 )
                 .set(i64::from(state == s.state));
             }
-            t.gauge(
+            t.counter(
                 "weir_pipeline_restarts_total",
                 "Restarts of a pipeline since the process started (automatic and requested).",
                 vec![("pipeline", s.name.clone())],
             )
-            .set(s.restart_count as i64);
+            .advance_to(s.restart_count);
         }
     }
 
@@ -781,7 +781,18 @@ impl Supervisor {
         for spec in specs {
             let name = spec.name.to_string();
             match current.iter().find(|(n, _, _)| *n == name) {
-                Some((_, _, canonical)) if *canonical == spec.canonical => {}
+                Some((_, _, canonical)) if *canonical == spec.canonical => {
+                    // Its file loads again: the last reload error is over.
+                    if let Some(m) = self
+                        .inner
+                        .pipelines
+                        .lock()
+                        .expect("pipelines lock")
+                        .get(&name)
+                    {
+                        m.shared.lock().expect("status lock").last_reload_error = None;
+                    }
+                }
                 Some(_) => {
                     let generation = {
                         let map = self.inner.pipelines.lock().expect("pipelines lock");

@@ -34,10 +34,13 @@ pub struct PartitionOffset {
 #[serde(deny_unknown_fields)]
 pub struct OffsetChange {
     /// Topic.
+    #[schema(min_length = 1)]
     pub topic: String,
     /// Partition.
+    #[schema(minimum = 0)]
     pub partition: i32,
     /// The offset of the next record to read.
+    #[schema(minimum = 0)]
     pub offset: i64,
 }
 

@@ -1,6 +1,8 @@
 //! `http`: sends records to an HTTP(S) endpoint, one request per record or per batch.
 
 mod config;
+#[cfg(test)]
+mod tests;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -102,7 +104,8 @@ max_in_flight: 16
             self.timeout.into(),
             &self.retry_statuses,
         )
-        .map_err(|e| BuildError::at("", e.to_string()))?;
+        .map_err(|e| BuildError::at("", e.to_string()))?
+        .with_latency(&cx.telemetry);
         let in_flight = cx.options.max_in_flight.unwrap_or(1).max(1);
         Ok(Box::new(HttpSink {
             client,

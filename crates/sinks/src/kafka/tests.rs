@@ -116,3 +116,46 @@ async fn a_missing_topic_is_fatal_and_says_weir_does_not_create_topics() {
         "{o:?}"
     );
 }
+
+/// Against a real broker (Tansu): the core conformance checks, keys and headers included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_sink_conformance_against_a_real_broker() {
+    use weir_core::testing::{BoxFuture, SinkCapabilities, sink_conformance};
+    let broker = weir_testkit::Broker::start();
+    let topic = weir_testkit::unique("conformance");
+    weir_testkit::create_topics(&broker.addr(), &[&topic], 1).await;
+    let s = sink(&broker.addr(), &topic);
+    let (b, t) = (broker.addr(), topic.clone());
+    let read = move || -> BoxFuture<'static, Vec<weir_core::Record>> {
+        let (b, t) = (b.clone(), t.clone());
+        Box::pin(async move {
+            weir_testkit::read_topic(&b, &t, 1, 0, Duration::from_millis(800), Duration::from_secs(10))
+                .await
+                .into_iter()
+                .map(|g| {
+                    let mut r = weir_core::Record::from_bytes(g.raw);
+                    r.key = g.key.map(bytes::Bytes::from);
+                    r.headers = g
+                        .headers
+                        .into_iter()
+                        .map(|(name, v)| weir_core::Header {
+                            name,
+                            value: Some(bytes::Bytes::from(v)),
+                        })
+                        .collect();
+                    r
+                })
+                .collect()
+        })
+    };
+    sink_conformance(
+        &*s,
+        SinkCapabilities {
+            headers: true,
+            keys: true,
+        },
+        &read,
+    )
+    .await
+    .unwrap();
+}

@@ -290,3 +290,17 @@ async fn a_rotation_while_stopped_reads_the_rest_of_the_rotated_file_first() {
     .await;
     assert_eq!(ids(&third.records), vec![20, 21]);
 }
+
+#[tokio::test]
+async fn passes_the_replay_conformance_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.ndjson");
+    append(&path, &lines(0, 12));
+    let p = path.clone();
+    let d = data.path().to_path_buf();
+    let make = move || source(&p, false, Some(&d));
+    weir_core::testing::source_replay_conformance(&make, 12, Duration::from_secs(5))
+        .await
+        .unwrap();
+}

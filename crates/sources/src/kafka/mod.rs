@@ -11,6 +11,8 @@
 pub mod config;
 mod consumer;
 mod poll;
+#[cfg(test)]
+mod tests;
 
 use async_trait::async_trait;
 use weir_core::{BuildContext, BuildError, PluginConfig, Source, SourceContext, SourceError};

@@ -199,7 +199,8 @@ auth: { type: bearer, token: "${CRM_TOKEN:-change-me}" }
             self.timeout.into(),
             &self.retry_statuses,
         )
-        .map_err(|e| BuildError::at("", e.to_string()))?;
+        .map_err(|e| BuildError::at("", e.to_string()))?
+        .with_latency(&cx.telemetry);
         Ok(Box::new(HttpTransform {
             client,
             method: match self.method {
