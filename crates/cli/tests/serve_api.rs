@@ -438,7 +438,10 @@ fn without_a_token_only_loopback_is_served() {
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("refusing to listen on 0.0.0.0:0 without a token"), "{err}");
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without a token"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,7 +535,12 @@ async fn secrets_from_the_environment_and_files_never_leave_the_process() {
     );
     assert!(got.text.contains("file:"), "{}", got.text);
     seen.push_str(&s.log_text());
-    for secret in [env_secret, "file-secret-value-123", "inline-key-789", "inline-bearer-000"] {
+    for secret in [
+        env_secret,
+        "file-secret-value-123",
+        "inline-key-789",
+        "inline-bearer-000",
+    ] {
         assert!(!seen.contains(secret), "{secret} leaked: {seen}");
     }
 }
@@ -810,7 +818,9 @@ async fn a_failing_https_target_makes_the_pipeline_degraded_and_not_ready_then_r
         200
     );
     // The requests' latency is a histogram of the sink.
-    let m = call("GET", &format!("{u}/metrics"), None, None, &[]).await.text;
+    let m = call("GET", &format!("{u}/metrics"), None, None, &[])
+        .await
+        .text;
     let count = m
         .lines()
         .find(|l| l.starts_with("weir_http_request_duration_seconds_count{pipeline=\"webhook\",component=\"http-0\""))

@@ -265,7 +265,12 @@ pub async fn source_replay_conformance(
     }
     let failed: Vec<Json> = first.records[expected / 2..]
         .iter()
-        .map(|r| r.value.decoded().map(|j| j.into_owned()).unwrap_or(Json::Null))
+        .map(|r| {
+            r.value
+                .decoded()
+                .map(|j| j.into_owned())
+                .unwrap_or(Json::Null)
+        })
         .collect();
     for (i, r) in first.records.iter().enumerate() {
         if i >= expected / 2 {
@@ -279,7 +284,12 @@ pub async fn source_replay_conformance(
     let got: Vec<Json> = second
         .records
         .iter()
-        .map(|r| r.value.decoded().map(|j| j.into_owned()).unwrap_or(Json::Null))
+        .map(|r| {
+            r.value
+                .decoded()
+                .map(|j| j.into_owned())
+                .unwrap_or(Json::Null)
+        })
         .collect();
     for f in &failed {
         if !got.contains(f) {

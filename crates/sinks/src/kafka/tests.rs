@@ -129,23 +129,30 @@ async fn passes_sink_conformance_against_a_real_broker() {
     let read = move || -> BoxFuture<'static, Vec<weir_core::Record>> {
         let (b, t) = (b.clone(), t.clone());
         Box::pin(async move {
-            weir_testkit::read_topic(&b, &t, 1, 0, Duration::from_millis(800), Duration::from_secs(10))
-                .await
-                .into_iter()
-                .map(|g| {
-                    let mut r = weir_core::Record::from_bytes(g.raw);
-                    r.key = g.key.map(bytes::Bytes::from);
-                    r.headers = g
-                        .headers
-                        .into_iter()
-                        .map(|(name, v)| weir_core::Header {
-                            name,
-                            value: Some(bytes::Bytes::from(v)),
-                        })
-                        .collect();
-                    r
-                })
-                .collect()
+            weir_testkit::read_topic(
+                &b,
+                &t,
+                1,
+                0,
+                Duration::from_millis(800),
+                Duration::from_secs(10),
+            )
+            .await
+            .into_iter()
+            .map(|g| {
+                let mut r = weir_core::Record::from_bytes(g.raw);
+                r.key = g.key.map(bytes::Bytes::from);
+                r.headers = g
+                    .headers
+                    .into_iter()
+                    .map(|(name, v)| weir_core::Header {
+                        name,
+                        value: Some(bytes::Bytes::from(v)),
+                    })
+                    .collect();
+                r
+            })
+            .collect()
         })
     };
     sink_conformance(
