@@ -444,7 +444,7 @@ async fn definitions_change_while_200_000_records_flow_and_none_is_lost() {
         assert_eq!(
             ids.len(),
             N,
-            "{name}: {} distinct of {N} records ({} in all)",
+            "{name}: {} distinct of {N} records ({} in all); status {st}",
             ids.len(),
             got.len()
         );
