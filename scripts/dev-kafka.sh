@@ -40,7 +40,7 @@ for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
     sleep 0.1
 done
-for topic in orders alerts orders-dlq transactions card-transactions; do
+for topic in orders alerts orders-dlq transactions card-transactions messaging_events_topic; do
     "$TANSU" topic create --broker "tcp://127.0.0.1:$PORT" --partitions 3 "$topic" >/dev/null 2>&1 \
         || echo "topic $topic exists already"
 done

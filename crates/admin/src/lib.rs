@@ -6,8 +6,10 @@
 //! time; without a token the API only listens on loopback.
 
 mod error;
+mod listen;
 mod ops;
 mod pipelines;
+pub mod sse;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,7 +43,13 @@ pub struct AdminConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Largest request body.
     pub body_limit: usize,
+    /// A connection whose writes make no progress for this long is closed (a client that
+    /// stopped reading an event stream).
+    pub send_timeout: std::time::Duration,
 }
+
+/// The default send timeout: 30 s.
+pub const DEFAULT_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The API could not start.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +158,8 @@ impl utoipa::Modify for BearerAuth {
         (name = "pipelines", description = "Create, change and operate pipelines"),
         (name = "offsets", description = "Consumer-group offsets of Kafka pipelines"),
         (name = "plugins", description = "The plugin catalogue"),
-        (name = "health", description = "Liveness, readiness, metrics")
+        (name = "health", description = "Liveness, readiness, metrics"),
+        (name = "streams", description = "Server-Sent Events of `sse` sinks")
     )
 )]
 struct ApiDoc;
@@ -181,7 +190,12 @@ fn api_router() -> OpenApiRouter<Api> {
             pipelines::reset_offsets
         ))
         .routes(routes!(pipelines::usage))
+        .routes(routes!(sse::http::stream))
 }
+
+/// Referenced by the binary so the linker keeps this crate's plugin registrations (the `sse`
+/// sink).
+pub fn link() {}
 
 /// The OpenAPI document of the API, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -210,7 +224,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -239,6 +253,7 @@ pub fn router(sup: Supervisor, cfg: &AdminConfig) -> axum::Router {
             "/v1/openapi.json",
             get(move || async move { Json(doc).into_response() }),
         )
+        .merge(sse::preflight_route())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(cfg.body_limit))
@@ -286,36 +301,28 @@ impl Listener {
         shutdown: CancellationToken,
     ) -> Result<(), AdminError> {
         let app = router(sup, &self.cfg);
-        match &self.cfg.tls {
-            None => {
-                let listener =
-                    tokio::net::TcpListener::from_std(self.std).map_err(AdminError::Serve)?;
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                    .await
-                    .map_err(AdminError::Serve)
-            }
-            Some((cert, key)) => {
-                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-                let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                    .await
-                    .map_err(|source| AdminError::Tls {
-                        cert: cert.display().to_string(),
-                        key: key.display().to_string(),
-                        source,
-                    })?;
-                let handle = axum_server::Handle::new();
-                let h = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.cancelled().await;
-                    h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-                });
-                axum_server::from_tcp_rustls(self.std, tls)
-                    .handle(handle)
-                    .serve(app.into_make_service())
-                    .await
-                    .map_err(AdminError::Serve)
-            }
-        }
+        // Event streams never end by themselves: end them when the API stops, so its graceful
+        // shutdown does not wait for them.
+        let ending = shutdown.clone();
+        tokio::spawn(async move {
+            ending.cancelled().await;
+            sse::hub::HUB.close_all();
+        });
+        listen::serve(
+            self.std,
+            self.cfg.tls.as_ref(),
+            app,
+            shutdown,
+            self.cfg.send_timeout,
+        )
+        .await
+        .map_err(|e| match (e, &self.cfg.tls) {
+            (listen::ServeError::Tls(source), Some((cert, key))) => AdminError::Tls {
+                cert: cert.display().to_string(),
+                key: key.display().to_string(),
+                source,
+            },
+            (listen::ServeError::Tls(e) | listen::ServeError::Io(e), _) => AdminError::Serve(e),
+        })
     }
 }

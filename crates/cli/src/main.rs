@@ -114,8 +114,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every plugin this binary has: the runtime's built-ins and the `sse` sink of weir-admin.
+pub(crate) fn plugins() -> anyhow::Result<weir_core::Registry> {
+    weir_admin::link();
+    builtin_registry().context("plugin registration")
+}
+
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
-    let registry = builtin_registry().context("plugin registration")?;
+    let registry = plugins()?;
     match cli.command {
         Command::Validate { paths } => {
             let mut failed = false;

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = weir_admin::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
+    /// Close a connection whose writes make no progress for this long: an event-stream client
+    /// that stopped reading (it was already dropped from its stream).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub send_timeout: Duration,
     /// How often the pipeline files are checked when file notifications are not available.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,
@@ -66,6 +70,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         token,
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         body_limit: args.body_limit,
+        send_timeout: args.send_timeout,
     };
     // Bind first: a port in use or a refused address fails before anything starts.
     let listener = Listener::bind(cfg.clone())?;
@@ -74,7 +79,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(crate::default_data_dir)
         .context("no state folder: set --state-dir (or HOME)")?;
-    let registry = weir_runtime::builtin_registry().context("plugin registration")?;
+    let registry = crate::plugins()?;
     let (sup, report) = Supervisor::start(SupervisorOptions {
         files: args.paths.clone(),
         state_dir: state_dir.clone(),

@@ -465,3 +465,21 @@ fn on_error_dlq_without_a_dlq_is_refused_at_every_stage() {
         );
     }
 }
+
+/// The YAML reference is generated from the plugins this binary has (the runtime's and the
+/// `sse` sink of weir-admin), so a new or changed option fails here until it is regenerated.
+#[test]
+fn reference_docs_are_current() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["docs", "reference"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/reference.md");
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have.as_bytes() == out.stdout.as_slice(),
+        "docs/reference.md is stale: run `cargo run -p weir -- docs reference > docs/reference.md`"
+    );
+    assert!(have.contains("## `sse`") || have.contains("`sse`"), "the sse sink is documented");
+}

@@ -297,6 +297,14 @@ pub trait Sink: Send + Sync {
         1
     }
 
+    /// Acquires what the sink serves from (a listening socket), once, when its pipeline
+    /// starts: after the build, which `weir validate` also runs, and before any write. An
+    /// error fails the pipeline's start (retried with backoff by a supervisor when
+    /// retriable). Most sinks connect lazily and need nothing here.
+    async fn open(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
     /// Checks the target is reachable; called at start-up when health checks are on.
     async fn healthcheck(&self) -> Result<(), SinkError> {
         Ok(())

@@ -8,7 +8,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use weir_core::config::{ErrorBudget, OnError, PipelineSettings, StageOptions};
-use weir_core::{Batch, ComponentId, Sink, Source, SourceContext, SourceError, Transform};
+use weir_core::{
+    Batch, ComponentId, Sink, SinkError, Source, SourceContext, SourceError, Transform,
+};
 
 use crate::handle::{EngineStatus, Phase, PipelineHandle};
 use weir_core::telemetry::Health;
@@ -176,6 +178,19 @@ impl Pipeline {
             budget_health,
             settings,
         } = self;
+        for s in sinks.iter().chain(dlq.as_ref()) {
+            if let Err(e) = s.sink.open().await {
+                let kind = match e {
+                    SinkError::Retriable { .. } => FailureKind::Transient,
+                    _ => FailureKind::Fatal,
+                };
+                return Err(PipelineFailed {
+                    pipeline: name.to_string(),
+                    reason: format!("sink `{}` cannot start: {e}", s.name),
+                    kind,
+                });
+            }
+        }
         if settings.healthcheck {
             healthchecks(&name, &sinks, dlq.as_ref()).await;
         }

@@ -51,7 +51,13 @@ impl FilterTransform {
         if self.needs_value {
             record.value.json()?;
         }
-        let r: &Record = record;
+        Ok(self.matches_parsed(record))
+    }
+
+    /// True when the record matches any pattern, for a record whose value was parsed already
+    /// (an unparsed value is then seen as absent). For records shared between readers, as the
+    /// `sse` sink's ring holds them.
+    pub fn matches_parsed(&self, r: &Record) -> bool {
         let lookup = |k: &str| -> Option<Cow<'_, Json>> {
             if k == "value" {
                 r.value.parsed().map(Cow::Borrowed)
@@ -59,7 +65,7 @@ impl FilterTransform {
                 meta_field(r, k).map(Cow::Owned)
             }
         };
-        Ok(self.patterns.iter().any(|p| p.matches_with(&lookup)))
+        self.patterns.iter().any(|p| p.matches_with(&lookup))
     }
 }
 
