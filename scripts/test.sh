@@ -31,8 +31,9 @@ rustc --version
 step "system packages"
 # librdkafka is built from source (needs make, OpenSSL and zlib headers); stunnel4 puts TLS in
 # front of the test broker for the Kafka TLS and mutual-TLS tests, whose certificates openssl makes;
-# curl calls the operations API as operators do; prometheus (with promtool) scrapes `weir serve`.
-PACKAGES=(make pkg-config libssl-dev zlib1g-dev openssl stunnel4 curl prometheus)
+# curl calls the operations API as operators do; prometheus (with promtool) scrapes `weir serve`;
+# the Redis tests start redis-server processes of their own (one per test, on a free port).
+PACKAGES=(make pkg-config libssl-dev zlib1g-dev openssl stunnel4 curl prometheus redis-server)
 NEED=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || NEED+=("$pkg")
@@ -61,6 +62,9 @@ python3 -m pip install -q --disable-pip-version-check confluent-kafka==2.16.1 fa
 # schemathesis tests the operations API against its OpenAPI document.
 python3 -m pip install -q --disable-pip-version-check schemathesis==4.32.5
 schemathesis --version
+# The Python Redis client reads back what the redis sink wrote (an independent client).
+python3 -m pip install -q --disable-pip-version-check redis==8.1.0
+python3 -c "import redis"
 python3 -c "from confluent_kafka.schema_registry.avro import AvroSerializer, AvroDeserializer"
 # Smoke check of scripts/dev-kafka.sh (the examples' broker), in a folder of its own so a
 # developer's running broker is left alone.

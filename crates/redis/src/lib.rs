@@ -8,6 +8,8 @@
 //! belongs in `password`, a [`Secret`]), errors name the server by `host:port` only, and every
 //! client message has the password replaced by `***` before it leaves this crate.
 
+pub mod streams;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,6 +131,7 @@ pub fn is_retriable_code(code: &str) -> bool {
 pub struct RedisClient {
     client: redis::Client,
     address: Arc<str>,
+    username: Option<String>,
     secrets: Vec<String>,
     tls: bool,
     timeout: Duration,
@@ -211,7 +214,9 @@ impl RedisClient {
             settings = settings.set_username(user);
         }
         if let Some(p) = opts.password {
-            let p = p.reveal().map_err(|e| option_error("password", e.to_string()))?;
+            let p = p
+                .reveal()
+                .map_err(|e| option_error("password", e.to_string()))?;
             settings = settings.set_password(&p);
             secrets.push(p);
         }
@@ -263,6 +268,7 @@ impl RedisClient {
         Ok(RedisClient {
             client,
             address,
+            username: opts.username.map(str::to_owned),
             secrets,
             tls,
             timeout: opts.timeout,
@@ -278,6 +284,7 @@ impl RedisClient {
         RedisClient {
             client: self.client.clone(),
             address: self.address.clone(),
+            username: self.username.clone(),
             secrets: self.secrets.clone(),
             tls: self.tls,
             timeout: self.timeout + extra,
@@ -350,6 +357,14 @@ impl RedisClient {
     }
 
     fn describe(&self, e: &RedisError) -> String {
+        let auth = e.kind() == redis::ErrorKind::AuthenticationFailed
+            || matches!(e.code(), Some("WRONGPASS"));
+        if auth {
+            return format!(
+                "authentication refused (WRONGPASS) for user `{}`: check `username` and `password`",
+                self.username.as_deref().unwrap_or("default")
+            );
+        }
         let text = match (e.code(), e.detail()) {
             (Some(code), Some(detail)) => format!("{code} {detail}"),
             _ => e.to_string(),
@@ -409,7 +424,9 @@ mod tests {
         }
         assert!(RedisClient::new(&opts("redis://127.0.0.1:6379")).is_ok());
         assert_eq!(
-            RedisClient::new(&opts("redis://localhost")).unwrap().address(),
+            RedisClient::new(&opts("redis://localhost"))
+                .unwrap()
+                .address(),
             "localhost:6379"
         );
     }
@@ -435,7 +452,10 @@ mod tests {
         let mut o = opts("redis://127.0.0.1:6379");
         o.password = Some(&pw);
         let c = RedisClient::new(&o).unwrap();
-        assert_eq!(c.redact("AUTH weir s3cr3t-pw failed"), "AUTH weir *** failed");
+        assert_eq!(
+            c.redact("AUTH weir s3cr3t-pw failed"),
+            "AUTH weir *** failed"
+        );
         assert!(!format!("{c:?}").contains("s3cr3t"));
     }
 

@@ -73,8 +73,8 @@ max_len: 1000000
             connect_timeout: self.connect_timeout.into(),
         })
         .map_err(|e| BuildError::at(e.option, e.message))?;
-        let template = Template::compile(&self.stream)
-            .map_err(|e| BuildError::at("stream", e.to_string()))?;
+        let template =
+            Template::compile(&self.stream).map_err(|e| BuildError::at("stream", e.to_string()))?;
         let stream = if template.is_static() {
             if self.stream.is_empty() {
                 return Err(BuildError::at("stream", "must not be empty"));
