@@ -32,10 +32,12 @@ pub struct RedisTransform {
 }
 
 /// Answers by key with when they were read, and the keys oldest first.
+type Entries = (HashMap<String, (Instant, Json)>, VecDeque<String>);
+
 struct Cache {
     ttl: Duration,
     max: usize,
-    entries: Mutex<(HashMap<String, (Instant, Json)>, VecDeque<String>)>,
+    entries: Mutex<Entries>,
 }
 
 impl Cache {
