@@ -32,8 +32,9 @@ step "system packages"
 # librdkafka is built from source (needs make, OpenSSL and zlib headers); stunnel4 puts TLS in
 # front of the test broker for the Kafka TLS and mutual-TLS tests, whose certificates openssl makes;
 # curl calls the operations API as operators do; prometheus (with promtool) scrapes `weir serve`;
-# chromium with its WebDriver is the browser whose EventSource reads the `sse` sink.
-PACKAGES=(make pkg-config libssl-dev zlib1g-dev openssl stunnel4 curl prometheus chromium chromium-driver)
+# chromium with its WebDriver is the browser whose EventSource reads the `sse` sink; the Redis
+# tests start redis-server processes of their own (one per test, on a free port).
+PACKAGES=(make pkg-config libssl-dev zlib1g-dev openssl stunnel4 curl prometheus chromium chromium-driver redis-server)
 NEED=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || NEED+=("$pkg")
@@ -67,6 +68,9 @@ schemathesis --version
 python3 -m pip install -q --disable-pip-version-check httpx==0.28.1 httpx-sse==0.4.3 \
     sseclient-py==1.9.0 selenium==4.51.0
 python3 -c "import httpx_sse, sseclient, selenium"
+# The Python Redis client reads back what the redis sink wrote (an independent client).
+python3 -m pip install -q --disable-pip-version-check redis==8.1.0
+python3 -c "import redis"
 python3 -c "from confluent_kafka.schema_registry.avro import AvroSerializer, AvroDeserializer"
 # Smoke check of scripts/dev-kafka.sh (the examples' broker), in a folder of its own so a
 # developer's running broker is left alone.

@@ -294,7 +294,7 @@ fn schema_is_json_schema_with_every_plugin() {
         .iter()
         .map(|v| v["properties"]["type"]["const"].as_str().unwrap())
         .collect();
-    assert_eq!(types, vec!["file", "generator", "kafka", "stdin"]);
+    assert_eq!(types, vec!["file", "generator", "kafka", "redis", "stdin"]);
     assert!(schema["$defs"]["Sink"]["oneOf"].as_array().unwrap().len() >= 5);
     // Converters on sources and sinks, the registry at the top and per pipeline.
     assert!(sources[0]["properties"]["format"].is_object());

@@ -15,18 +15,20 @@ fn every_builtin_plugin_is_registered() {
             .map(|e| e.type_name)
             .collect::<Vec<_>>()
     };
-    // The lists the core, Kafka and HTTP issues promise.
+    // The lists the core, Kafka, HTTP and Redis issues promise.
     assert_eq!(
         names(PluginKind::Source),
-        ["file", "generator", "kafka", "stdin"]
+        ["file", "generator", "kafka", "redis", "stdin"]
     );
     assert_eq!(
         names(PluginKind::Transform),
-        ["fields", "filter", "http", "insert", "jq", "template"]
+        [
+            "fields", "filter", "http", "insert", "jq", "redis", "template"
+        ]
     );
     assert_eq!(
         names(PluginKind::Sink),
-        ["file", "http", "kafka", "log", "null", "stdout"]
+        ["file", "http", "kafka", "log", "null", "redis", "stdout"]
     );
 }
 

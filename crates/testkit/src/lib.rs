@@ -1,11 +1,12 @@
 //! Test fixtures for Weir's own tests and for plugin authors (dev-only): real things, not mocks.
 //! A Tansu Kafka-protocol broker per test with an independent rdkafka client ([`kafka`]), a real
 //! HTTPS server over rustls that records what it receives ([`https`]), a Confluent-compatible
-//! Schema Registry ([`registry`]), and TLS certificates made with openssl ([`tls`]). A fixture
+//! Schema Registry ([`registry`]), a `redis-server` per test ([`redis`]), and TLS certificates made with openssl ([`tls`]). A fixture
 //! whose program is missing fails the test with a message that says how to install it.
 
 pub mod https;
 pub mod kafka;
+pub mod redis;
 pub mod registry;
 pub mod tls;
 

@@ -1,6 +1,6 @@
 //! Weir's built-in transforms: `filter` (EventBridge event patterns), `fields` (include, exclude,
-//! rename, mask, hash), `insert`, `template` (Pipes input templates), `jq` and (feature `http`)
-//! `http` (Pipes enrichment).
+//! rename, mask, hash), `insert`, `template` (Pipes input templates), `jq`, (feature `http`)
+//! `http` (Pipes enrichment) and (feature `redis`) `redis` (a lookup in Redis with a cache).
 
 pub mod fields;
 pub mod filter;
@@ -8,6 +8,8 @@ pub mod filter;
 pub mod http;
 pub mod insert;
 pub mod jq;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod template;
 
 /// Referenced by the runner so the linker keeps this crate's plugin registrations.

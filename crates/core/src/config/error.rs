@@ -71,6 +71,9 @@ impl fmt::Display for ConfigError {
         }
         f.write_str(&self.message)?;
         if let Some(text) = &self.line_text {
+            // The line is quoted as written: a URL in it may carry a password (the very
+            // mistake an error may be about), which is hidden as in every other message.
+            let text = crate::redact::urls(text);
             let n = self.location.line.to_string();
             let pad = " ".repeat(n.len());
             let col = self.location.column.saturating_sub(1) as usize;
