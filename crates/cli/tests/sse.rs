@@ -65,10 +65,15 @@ struct Run {
     file: PathBuf,
     data: PathBuf,
     log: PathBuf,
+    envs: Vec<(String, String)>,
 }
 
 impl Run {
     fn start(dir: &Path, yaml: &str, port: u16) -> Run {
+        Run::start_with(dir, yaml, port, &[])
+    }
+
+    fn start_with(dir: &Path, yaml: &str, port: u16, envs: &[(&str, &str)]) -> Run {
         let file = dir.join("pipeline.yaml");
         std::fs::write(&file, yaml).unwrap();
         let mut r = Run {
@@ -76,6 +81,10 @@ impl Run {
             file,
             data: dir.join("data"),
             log: dir.join("weir.log"),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         r.spawn(port);
         r
@@ -93,6 +102,7 @@ impl Run {
             .arg("--data-dir")
             .arg(&self.data)
             .env("RUST_LOG", "info")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -876,4 +886,147 @@ fn bad_sse_options_are_located_errors_and_two_pipelines_cannot_feed_one_stream()
         err.contains("the stream `shared` is already fed by the pipeline"),
         "{err}"
     );
+}
+
+/// The events-gateway example as shipped (only its port changed): Kafka → filter → SSE with JWT
+/// tenants and → a Redis stream per tenant, read by curl with a token from the example's own
+/// token maker and by Python's redis client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_gateway_example_serves_each_tenant_its_events_and_writes_redis_streams() {
+    python_has("redis");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/events-gateway");
+    let broker = weir_testkit::Broker::start();
+    weir_testkit::create_topics(&broker.addr(), &["messaging_events_topic"], 3).await;
+    let redis = weir_testkit::redis::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = weir_testkit::free_port();
+    let yaml = std::fs::read_to_string(root.join("pipeline.yaml"))
+        .unwrap()
+        .replace(
+            "listen: 127.0.0.1:8090",
+            &format!("listen: 127.0.0.1:{port}"),
+        );
+    assert!(yaml.contains(&format!("127.0.0.1:{port}")));
+    let run = Run::start_with(
+        dir.path(),
+        &yaml,
+        port,
+        &[("KAFKA", &broker.addr()), ("REDIS_URL", &redis.url())],
+    );
+    // `start_from: latest`: wait until the consumer has its partitions (a probe arrives).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let probe = json!({"ccid": "probe", "type": "probe"}).to_string();
+        weir_testkit::produce(
+            &broker.addr(),
+            "messaging_events_topic",
+            &[weir_testkit::Msg::new("p", probe)],
+            &[],
+        )
+        .await;
+        if redis.cli(&["XLEN", "events:probe"]).trim() != "0" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never consumed: {}",
+            run.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let token = |ccid: &str| -> String {
+        let out = Command::new("python3")
+            .arg(root.join("token.py"))
+            .arg(ccid)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let url = format!("http://127.0.0.1:{port}/v1/streams/events");
+    let c1 = tokio::task::spawn_blocking({
+        let (url, t) = (url.clone(), token("c-1"));
+        move || {
+            curl(&[
+                "-sN",
+                "--max-time",
+                "6",
+                "-H",
+                &format!("Authorization: Bearer {t}"),
+                &url,
+            ])
+            .0
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut msgs = Vec::new();
+    for n in 0..30 {
+        let ccid = if n % 2 == 0 { "c-1" } else { "c-2" };
+        msgs.push(weir_testkit::Msg::new(
+            ccid,
+            json!({"ccid": ccid, "type": "message.sent", "n": n}).to_string(),
+        ));
+    }
+    msgs.push(weir_testkit::Msg::new(
+        "c-1",
+        json!({"ccid": "c-1", "type": "internal.audit", "n": 100}).to_string(),
+    ));
+    msgs.push(weir_testkit::Msg::new(
+        "x",
+        json!({"type": "message.sent", "n": 101}).to_string(),
+    ));
+    weir_testkit::produce(&broker.addr(), "messaging_events_topic", &msgs, &[]).await;
+    let (events, _, _) = parse_events(&c1.await.unwrap());
+    let mut got: Vec<i64> = ns(&events);
+    got.sort();
+    assert_eq!(
+        got,
+        (0..30).step_by(2).collect::<Vec<_>>(),
+        "c-1 sees its events only, filtered"
+    );
+    // Redis: one stream per tenant, each entry with its Kafka position, read by redis-py.
+    let script = format!(
+        r#"
+import json, redis
+r = redis.Redis.from_url("{}")
+out = {{}}
+for t in ["c-1", "c-2"]:
+    out[t] = [dict((k.decode(), v.decode()) for k, v in f.items()) for _, f in r.xrange("events:" + t)]
+print(json.dumps(out))
+"#,
+        redis.url()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let streams: Json = serde_json::from_slice(&out.stdout).unwrap();
+    for (t, first) in [("c-1", 0), ("c-2", 1)] {
+        let entries = streams[t].as_array().unwrap();
+        let mut n: Vec<i64> = entries
+            .iter()
+            .map(|e| {
+                serde_json::from_str::<Json>(e["value"].as_str().unwrap()).unwrap()["n"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        n.sort();
+        assert_eq!(
+            n,
+            (first..30).step_by(2).collect::<Vec<_>>(),
+            "{t}: {entries:?}"
+        );
+        assert!(
+            entries
+                .iter()
+                .all(|e| e["topic"] == "messaging_events_topic" && e.get("offset").is_some()),
+            "{entries:?}"
+        );
+    }
 }
