@@ -289,3 +289,216 @@ fn data_with_line_breaks_is_sent_as_several_data_lines() {
         "{f:?}"
     );
 }
+
+mod jwt {
+    use std::path::Path;
+    use std::process::Command;
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    use serde_json::json;
+    use weir_core::HumanDuration;
+    use weir_core::config::Secret;
+
+    use super::super::auth::Authenticator;
+    use super::super::config::{JwtAlgorithm, SseAuth};
+
+    fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl is needed (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    fn auth() -> SseAuth {
+        SseAuth {
+            hs256_secret: None,
+            public_key_file: None,
+            jwks_file: None,
+            algorithms: vec![],
+            tenant_claim: Some("ccid".into()),
+            cookie: "weir_token".into(),
+            issuer: None,
+            audience: None,
+            leeway: HumanDuration(std::time::Duration::ZERO),
+        }
+    }
+
+    fn exp() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 60
+    }
+
+    fn sign(
+        alg: Algorithm,
+        kid: Option<&str>,
+        key: &EncodingKey,
+        claims: serde_json::Value,
+    ) -> String {
+        let mut h = Header::new(alg);
+        h.kid = kid.map(str::to_owned);
+        encode(&h, &claims, key).unwrap()
+    }
+
+    #[test]
+    fn rs256_and_es256_public_keys_and_a_jwks_file_verify_their_tokens_and_only_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        openssl(d, &["genrsa", "-out", "rsa.key", "2048"]);
+        openssl(d, &["rsa", "-in", "rsa.key", "-pubout", "-out", "rsa.pub"]);
+        openssl(
+            d,
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "ec.key",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "pkcs8", "-topk8", "-nocrypt", "-in", "ec.key", "-out", "ec8.key",
+            ],
+        );
+        openssl(d, &["ec", "-in", "ec.key", "-pubout", "-out", "ec.pub"]);
+        let rsa = EncodingKey::from_rsa_pem(&std::fs::read(d.join("rsa.key")).unwrap()).unwrap();
+        let ec = EncodingKey::from_ec_pem(&std::fs::read(d.join("ec8.key")).unwrap()).unwrap();
+        let claims = json!({"ccid": "c-9", "exp": exp()});
+
+        let mut a = auth();
+        a.public_key_file = Some(d.join("rsa.pub"));
+        let rs = Authenticator::new(&a).unwrap();
+        let id = rs
+            .check(&sign(Algorithm::RS256, None, &rsa, claims.clone()))
+            .unwrap();
+        assert_eq!(id.tenant.as_deref(), Some("c-9"));
+        // An ES256 token, or an HS256 one signed with the public key as its secret (the classic
+        // algorithm-confusion attack), is refused by an RSA-key stream.
+        assert!(
+            rs.check(&sign(Algorithm::ES256, None, &ec, claims.clone()))
+                .is_err()
+        );
+        let pem = std::fs::read(d.join("rsa.pub")).unwrap();
+        let confused = sign(
+            Algorithm::HS256,
+            None,
+            &EncodingKey::from_secret(&pem),
+            claims.clone(),
+        );
+        assert!(rs.check(&confused).unwrap_err().contains("not accepted"));
+
+        let mut a = auth();
+        a.public_key_file = Some(d.join("ec.pub"));
+        let es = Authenticator::new(&a).unwrap();
+        assert_eq!(
+            es.check(&sign(Algorithm::ES256, None, &ec, claims.clone()))
+                .unwrap()
+                .tenant
+                .as_deref(),
+            Some("c-9")
+        );
+        assert!(
+            es.check(&sign(Algorithm::RS256, None, &rsa, claims.clone()))
+                .is_err()
+        );
+
+        // The RSA key as a JWKS: modulus and exponent from openssl, base64url.
+        let text = String::from_utf8(openssl(
+            d,
+            &["rsa", "-pubin", "-in", "rsa.pub", "-noout", "-modulus"],
+        ))
+        .unwrap();
+        let hex = text.trim().strip_prefix("Modulus=").unwrap();
+        let n: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let jwks = json!({"keys": [{"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
+                                    "n": URL_SAFE_NO_PAD.encode(&n), "e": "AQAB"}]});
+        std::fs::write(d.join("jwks.json"), jwks.to_string()).unwrap();
+        let mut a = auth();
+        a.jwks_file = Some(d.join("jwks.json"));
+        let set = Authenticator::new(&a).unwrap();
+        assert!(
+            set.check(&sign(Algorithm::RS256, Some("k1"), &rsa, claims.clone()))
+                .is_ok()
+        );
+        assert!(
+            set.check(&sign(Algorithm::RS256, None, &rsa, claims.clone()))
+                .is_ok(),
+            "one key serves tokens without kid"
+        );
+        assert!(
+            set.check(&sign(Algorithm::RS256, Some("k2"), &rsa, claims.clone()))
+                .unwrap_err()
+                .contains("kid")
+        );
+        // Signed by another RSA key: refused.
+        openssl(d, &["genrsa", "-out", "other.key", "2048"]);
+        let other =
+            EncodingKey::from_rsa_pem(&std::fs::read(d.join("other.key")).unwrap()).unwrap();
+        assert!(
+            set.check(&sign(Algorithm::RS256, Some("k1"), &other, claims))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn issuer_audience_and_bad_configurations() {
+        let secret = "s".repeat(32);
+        let key = EncodingKey::from_secret(secret.as_bytes());
+        let mut a = auth();
+        a.hs256_secret = Some(Secret::new(secret.clone()));
+        a.issuer = Some("https://id.example".into());
+        a.audience = Some("gateway".into());
+        let v = Authenticator::new(&a).unwrap();
+        let ok = json!({"ccid": "a", "exp": exp(), "iss": "https://id.example", "aud": "gateway"});
+        assert!(v.check(&sign(Algorithm::HS256, None, &key, ok)).is_ok());
+        let wrong_iss = json!({"ccid": "a", "exp": exp(), "iss": "https://evil", "aud": "gateway"});
+        assert!(
+            v.check(&sign(Algorithm::HS256, None, &key, wrong_iss))
+                .is_err()
+        );
+        let wrong_aud =
+            json!({"ccid": "a", "exp": exp(), "iss": "https://id.example", "aud": "other"});
+        assert!(
+            v.check(&sign(Algorithm::HS256, None, &key, wrong_aud))
+                .is_err()
+        );
+        let numeric =
+            json!({"ccid": 42, "exp": exp(), "iss": "https://id.example", "aud": "gateway"});
+        assert_eq!(
+            v.check(&sign(Algorithm::HS256, None, &key, numeric))
+                .unwrap()
+                .tenant
+                .as_deref(),
+            Some("42")
+        );
+
+        let mut a = auth();
+        a.hs256_secret = Some(Secret::new(secret));
+        a.algorithms = vec![JwtAlgorithm::RS256];
+        assert!(
+            Authenticator::new(&a).is_err(),
+            "HS256 secret with RS256 only"
+        );
+        let mut a = auth();
+        a.jwks_file = Some("/nonexistent/jwks.json".into());
+        assert!(Authenticator::new(&a).is_err());
+    }
+}
