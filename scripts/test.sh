@@ -78,6 +78,27 @@ SMOKE=$(mktemp -d)
 export WEIR_DEV_KAFKA_DIR=$SMOKE
 KAFKA_PORT=${WEIR_DEV_KAFKA_PORT:-19092} scripts/dev-kafka.sh
 PIDS+=("$(cat "$SMOKE/tansu.pid")")
+# A record produced to one of the examples' topics must come back, or the smoke check fails.
+python3 - "127.0.0.1:${WEIR_DEV_KAFKA_PORT:-19092}" <<'PY'
+import sys, time, uuid
+from confluent_kafka import Consumer, Producer
+broker, marker = sys.argv[1], str(uuid.uuid4())
+p = Producer({"bootstrap.servers": broker})
+p.produce("messaging_events_topic", marker.encode())
+if p.flush(10) != 0:
+    sys.exit("dev-kafka smoke: the record was not acknowledged")
+c = Consumer({"bootstrap.servers": broker, "group.id": "smoke-" + marker, "auto.offset.reset": "earliest"})
+c.subscribe(["messaging_events_topic"])
+deadline = time.time() + 30
+while time.time() < deadline:
+    m = c.poll(1.0)
+    if m is not None and m.error() is None and m.value() == marker.encode():
+        print("dev-kafka smoke: produced and consumed a record")
+        break
+else:
+    sys.exit("dev-kafka smoke: the record produced was not consumed within 30 s")
+c.close()
+PY
 scripts/dev-kafka.sh stop
 PIDS=()
 unset WEIR_DEV_KAFKA_DIR
