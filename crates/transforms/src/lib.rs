@@ -2,6 +2,8 @@
 //! rename, mask, hash), `insert`, `template` (Pipes input templates), `jq`, (feature `http`)
 //! `http` (Pipes enrichment) and (feature `redis`) `redis` (a lookup in Redis with a cache).
 
+#[cfg(any(feature = "http", feature = "redis"))]
+mod enrich;
 pub mod fields;
 pub mod filter;
 #[cfg(feature = "http")]

@@ -1,20 +1,20 @@
 //! `http`: enriches each record with a call to an HTTP(S) endpoint, EventBridge Pipes style.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
-use weir_core::path::{self, FieldPath, Root, Segment};
+use weir_core::path::Segment;
 use weir_core::template::{Template, TemplateContext};
 use weir_core::{
     BuildContext, BuildError, Flow, HumanDuration, PluginConfig, Record, Transform, TransformError,
 };
 use weir_http::{Failure, HttpAuth, HttpClient, HttpTls, RequestTemplates};
+
+use crate::enrich::{self, TtlCache};
 
 /// The request method.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -116,38 +116,7 @@ pub struct HttpTransform {
 
 struct Cache {
     key: Template,
-    ttl: Duration,
-    max: usize,
-    entries: Mutex<Entries>,
-}
-
-/// Answers by key with when they were fetched, and the keys oldest first.
-type Entries = (HashMap<String, (Instant, Json)>, VecDeque<String>);
-
-impl Cache {
-    fn get(&self, k: &str) -> Option<Json> {
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.0
-            .get(k)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, j)| j.clone())
-    }
-
-    fn put(&self, k: String, j: Json) {
-        let mut guard = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, order) = &mut *guard;
-        if map.insert(k.clone(), (Instant::now(), j)).is_none() {
-            order.push_back(k);
-        }
-        while map.len() > self.max {
-            match order.pop_front() {
-                Some(old) => {
-                    map.remove(&old);
-                }
-                None => break,
-            }
-        }
-    }
+    answers: TtlCache,
 }
 
 impl PluginConfig for HttpTransformConfig {
@@ -167,27 +136,12 @@ auth: { type: bearer, token: "${CRM_TOKEN:-change-me}" }
         let tpl = |text: &str, at: &str| {
             Template::compile(text).map_err(|e| BuildError::at(at, e.to_string()))
         };
-        let target = match &self.target {
-            None => None,
-            Some(t) => {
-                let fp =
-                    FieldPath::parse(t).map_err(|e| BuildError::at("target", e.to_string()))?;
-                if fp.root != Root::Value || fp.has_wildcard() || fp.segments.is_empty() {
-                    return Err(BuildError::at(
-                        "target",
-                        format!("{t:?}: a value path without wildcards, e.g. value.customer"),
-                    ));
-                }
-                Some(fp.segments)
-            }
-        };
+        let target = enrich::target(self.target.as_deref(), "value.customer")?;
         let cache = match self.cache {
             None => None,
             Some(c) => Some(Cache {
                 key: tpl(&c.key, "cache.key")?,
-                ttl: c.ttl.into(),
-                max: c.max_entries.max(1),
-                entries: Mutex::default(),
+                answers: TtlCache::new(c.ttl.into(), c.max_entries),
             }),
         };
         if self.concurrency == 0 {
@@ -219,15 +173,6 @@ auth: { type: bearer, token: "${CRM_TOKEN:-change-me}" }
 
 weir_core::register_plugin!(HttpTransformConfig);
 
-fn is_empty(j: &Json) -> bool {
-    match j {
-        Json::Null => true,
-        Json::Object(o) => o.is_empty(),
-        Json::Array(a) => a.is_empty(),
-        _ => false,
-    }
-}
-
 impl HttpTransform {
     async fn call(&self, record: &mut Record) -> Result<Json, TransformError> {
         let cx = TemplateContext {
@@ -242,7 +187,7 @@ impl HttpTransform {
                     .key
                     .render_text(record, &cx)
                     .map_err(|e| fatal("cache.key", e))?;
-                if let Some(hit) = c.get(&k) {
+                if let Some(hit) = c.answers.get(&k) {
                     return Ok(hit);
                 }
                 Some(k)
@@ -288,33 +233,17 @@ impl HttpTransform {
             })?
         };
         if let (Some(c), Some(k)) = (&self.cache, key) {
-            c.put(k, answer.clone());
+            c.answers.put(k, answer.clone());
         }
         Ok(answer)
     }
 
     async fn enrich(&self, record: &mut Record) -> Result<Flow, TransformError> {
         let answer = self.call(record).await?;
-        if is_empty(&answer) {
+        if enrich::is_empty(&answer) {
             return Ok(Flow::Drop);
         }
-        match &self.target {
-            Some(segs) => {
-                let v = record.value.json_mut()?;
-                path::insert(v, segs, answer)
-                    .map_err(|e| TransformError::Fatal(format!("target: {e}")))?;
-                Ok(Flow::Keep)
-            }
-            None => match answer {
-                Json::Array(items) => Ok(Flow::Split(
-                    items.into_iter().map(|j| record.derive(j)).collect(),
-                )),
-                other => {
-                    record.value.set_json(other);
-                    Ok(Flow::Keep)
-                }
-            },
-        }
+        enrich::merge(record, self.target.as_deref(), answer)
     }
 }
 
@@ -343,54 +272,5 @@ impl Transform for HttpTransform {
             .buffered(self.concurrency)
             .collect()
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cache(ttl: Duration, max: usize) -> Cache {
-        Cache {
-            key: Template::compile("<$.value.k>").unwrap(),
-            ttl,
-            max,
-            entries: Mutex::default(),
-        }
-    }
-
-    #[test]
-    fn the_cache_forgets_the_oldest_past_max_entries() {
-        let c = cache(Duration::from_secs(60), 2);
-        c.put("a".into(), Json::from(1));
-        c.put("b".into(), Json::from(2));
-        c.put("a".into(), Json::from(3)); // an update, not a new entry
-        c.put("c".into(), Json::from(4));
-        assert_eq!(c.get("a"), None, "the oldest went first");
-        assert_eq!(c.get("b"), Some(Json::from(2)));
-        assert_eq!(c.get("c"), Some(Json::from(4)));
-    }
-
-    #[test]
-    fn the_cache_forgets_answers_older_than_the_ttl() {
-        let c = cache(Duration::from_millis(30), 10);
-        c.put("a".into(), Json::from(1));
-        assert_eq!(c.get("a"), Some(Json::from(1)));
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(c.get("a"), None);
-    }
-
-    #[test]
-    fn empty_answers_are_null_and_empty_containers() {
-        for (j, empty) in [
-            (Json::Null, true),
-            (serde_json::json!({}), true),
-            (serde_json::json!([]), true),
-            (serde_json::json!(0), false),
-            (serde_json::json!(""), false),
-            (serde_json::json!({"a": null}), false),
-        ] {
-            assert_eq!(is_empty(&j), empty, "{j}");
-        }
     }
 }

@@ -5,17 +5,17 @@ mod config;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value as Json};
-use weir_core::path::{self, FieldPath, Root, Segment};
+use weir_core::path::Segment;
 use weir_core::template::{Template, TemplateContext};
 use weir_core::{BuildContext, BuildError, Flow, PluginConfig, Record, Transform, TransformError};
 use weir_redis::redis::{self, Value};
 use weir_redis::{ConnectOptions, Failure, RedisClient};
+
+use crate::enrich::{self, TtlCache};
 
 pub use config::{LookupCache, LookupCommand, OnMiss, RedisTransformConfig, ValueFormat};
 
@@ -27,43 +27,8 @@ pub struct RedisTransform {
     format: ValueFormat,
     target: Option<Vec<Segment>>,
     on_miss: OnMiss,
-    cache: Option<Cache>,
+    cache: Option<TtlCache>,
     pipeline: String,
-}
-
-/// Answers by key with when they were read, and the keys oldest first.
-type Entries = (HashMap<String, (Instant, Json)>, VecDeque<String>);
-
-struct Cache {
-    ttl: Duration,
-    max: usize,
-    entries: Mutex<Entries>,
-}
-
-impl Cache {
-    fn get(&self, k: &str) -> Option<Json> {
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.0
-            .get(k)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, j)| j.clone())
-    }
-
-    fn put(&self, k: String, j: Json) {
-        let mut guard = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, order) = &mut *guard;
-        if map.insert(k.clone(), (Instant::now(), j)).is_none() {
-            order.push_back(k);
-        }
-        while map.len() > self.max {
-            match order.pop_front() {
-                Some(old) => {
-                    map.remove(&old);
-                }
-                None => break,
-            }
-        }
-    }
 }
 
 impl PluginConfig for RedisTransformConfig {
@@ -94,30 +59,13 @@ cache: { ttl: 1m, max_entries: 10000 }
             return Err(BuildError::at("key", "must not be empty"));
         }
         let key = Template::compile(&self.key).map_err(|e| BuildError::at("key", e.to_string()))?;
-        let target = match &self.target {
-            None => None,
-            Some(t) => {
-                let fp =
-                    FieldPath::parse(t).map_err(|e| BuildError::at("target", e.to_string()))?;
-                if fp.root != Root::Value || fp.has_wildcard() || fp.segments.is_empty() {
-                    return Err(BuildError::at(
-                        "target",
-                        format!("{t:?}: a value path without wildcards, e.g. value.tenant"),
-                    ));
-                }
-                Some(fp.segments)
-            }
-        };
+        let target = enrich::target(self.target.as_deref(), "value.tenant")?;
         let cache = match self.cache {
             None => None,
             Some(c) if c.ttl.0.is_zero() => {
                 return Err(BuildError::at("cache.ttl", "must be longer than 0s"));
             }
-            Some(c) => Some(Cache {
-                ttl: c.ttl.into(),
-                max: c.max_entries.max(1),
-                entries: Mutex::default(),
-            }),
+            Some(c) => Some(TtlCache::new(c.ttl.into(), c.max_entries)),
         };
         let format = self.value_format.unwrap_or(match self.command {
             LookupCommand::Get => ValueFormat::Json,
@@ -137,15 +85,6 @@ cache: { ttl: 1m, max_entries: 10000 }
 }
 
 weir_core::register_plugin!(RedisTransformConfig);
-
-fn is_empty(j: &Json) -> bool {
-    match j {
-        Json::Null => true,
-        Json::Object(o) => o.is_empty(),
-        Json::Array(a) => a.is_empty(),
-        _ => false,
-    }
-}
 
 fn text(v: &Value) -> Option<Vec<u8>> {
     match v {
@@ -261,7 +200,7 @@ impl RedisTransform {
     }
 
     fn merge(&self, record: &mut Record, key: &str, answer: Json) -> Result<Flow, TransformError> {
-        if is_empty(&answer) {
+        if enrich::is_empty(&answer) {
             return match self.on_miss {
                 OnMiss::Drop => Ok(Flow::Drop),
                 OnMiss::Keep => Ok(Flow::Keep),
@@ -270,23 +209,7 @@ impl RedisTransform {
                 ))),
             };
         }
-        match &self.target {
-            Some(segs) => {
-                let v = record.value.json_mut()?;
-                path::insert(v, segs, answer)
-                    .map_err(|e| TransformError::Fatal(format!("target: {e}")))?;
-                Ok(Flow::Keep)
-            }
-            None => match answer {
-                Json::Array(items) => Ok(Flow::Split(
-                    items.into_iter().map(|j| record.derive(j)).collect(),
-                )),
-                other => {
-                    record.value.set_json(other);
-                    Ok(Flow::Keep)
-                }
-            },
-        }
+        enrich::merge(record, self.target.as_deref(), answer)
     }
 }
 
