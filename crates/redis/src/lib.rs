@@ -125,6 +125,27 @@ pub fn is_retriable_code(code: &str) -> bool {
     RETRIABLE_CODES.contains(&code)
 }
 
+/// What rustls's message for a failed handshake means for the `tls` options, and what to
+/// change: a server certificate rustls refused (`invalid peer certificate: UnknownIssuer` when
+/// the trusted CAs did not sign it; `Expired`, `NotValidForName`...), or a server that checks
+/// clients and got no certificate (the alert `CertificateRequired`).
+fn tls_hint(text: &str) -> Option<(&'static str, &'static str)> {
+    if text.contains("invalid peer certificate") {
+        Some((
+            "the server's certificate is not trusted",
+            "it must be signed by a CA in `tls.ca_file` (or, without it, the system's roots), \
+             be valid now and name the host of the url",
+        ))
+    } else if text.contains("CertificateRequired") {
+        Some((
+            "the server requires a client certificate",
+            "give `tls.cert_file` and `tls.key_file`",
+        ))
+    } else {
+        None
+    }
+}
+
 /// A Redis client: options checked and files read when the component is built, connected on
 /// first use. Cheap to share behind an `Arc`; the connection it hands out is a clonable handle
 /// to one multiplexed connection that reconnects by itself after a failure.
@@ -369,6 +390,11 @@ impl RedisClient {
             (Some(code), Some(detail)) => format!("{code} {detail}"),
             _ => e.to_string(),
         };
+        if self.tls
+            && let Some((what, fix)) = tls_hint(&text)
+        {
+            return self.redact(&format!("{what} ({text}): {fix}"));
+        }
         self.redact(&text)
     }
 

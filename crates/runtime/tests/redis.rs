@@ -3,8 +3,9 @@
 //! server mid-stream with `appendonly yes` losing nothing, the duplicates recognisable by their
 //! offset fields; a reply lost on the way (a proxy that cuts the connection) retried, the
 //! duplicates recognisable by their offset; a `WRONGTYPE` key dead-lettered while the rest flow; an unreachable Redis
-//! retried and reported in the component's health; Redis to Redis through the lookup; and bad
-//! options reported with their file, line and column.
+//! retried and reported in the component's health; Redis to Redis through the lookup; the
+//! source, the lookup and the sink all in database 3; and bad options reported with their
+//! file, line and column.
 
 mod support;
 
@@ -419,6 +420,80 @@ async fn redis_to_redis_through_the_lookup_keeps_the_source_position_in_the_entr
     assert!(
         dead.contains("tenant:ghost") && dead.contains("on_miss"),
         "{dead}"
+    );
+}
+
+/// The `value` fields of a stream's entries in database `db`, read back by `redis-cli`.
+fn cli_values(server: &RedisServer, db: u32, stream: &str) -> Vec<Json> {
+    let out = server.cli(&["-n", &db.to_string(), "XRANGE", stream, "-", "+"]);
+    let lines: Vec<&str> = out.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == "value")
+        .map(|w| serde_json::from_str(w[1]).unwrap_or_else(|e| panic!("{}: {e}", w[1])))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_lookup_and_sink_use_the_database_index_given() {
+    let server = RedisServer::start();
+    let url = server.url();
+    // Database 0 has a decoy input stream of the same name; the lookup's key is set in
+    // database 3 only.
+    server.cli(&[
+        "XADD",
+        "in",
+        "*",
+        "value",
+        r#"{"seq":99,"tenant":"acme","db":0}"#,
+    ]);
+    server.cli(&["-n", "3", "HSET", "tenant:acme", "region", "eu-west-1"]);
+    for i in 0..5 {
+        let v = json!({"seq": i, "tenant": "acme"}).to_string();
+        server.cli(&["-n", "3", "XADD", "in", "*", "value", &v]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dlq = dir.path().join("dlq.ndjson");
+    let yaml = format!(
+        "pipelines:\n  p:\n    source: {{ type: redis, url: \"{url}\", database: 3, streams: [in], group: relay, start_from: earliest, block: 100ms, drain_timeout: 2s }}\n    transforms:\n      - {{ type: redis, url: \"{url}\", database: 3, key: \"tenant:<$.value.tenant>\", command: hgetall, target: value.tenant_info, on_miss: fail }}\n    sinks:\n      - {{ type: redis, url: \"{url}\", database: 3, stream: out }}\n    dlq: {{ type: file, path: \"{}\", envelope: true }}\n",
+        dlq.display()
+    );
+    let token = CancellationToken::new();
+    let run = tokio::spawn(build(&yaml).run(token.clone()));
+    let start = Instant::now();
+    loop {
+        let written = cli_values(&server, 3, "out").len() + cli_values(&server, 0, "out").len();
+        let dead = std::fs::read_to_string(&dlq).map_or(0, |t| t.lines().count());
+        if written + dead >= 5 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "written {written}, dead {dead}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    token.cancel();
+    run.await.unwrap().unwrap();
+
+    let dead = std::fs::read_to_string(&dlq).unwrap_or_default();
+    assert_eq!(dead, "", "the lookup finds tenant:acme in database 3");
+    assert_eq!(
+        cli_values(&server, 3, "out"),
+        (0..5)
+            .map(|i| json!({"seq": i, "tenant": "acme", "tenant_info": {"region": "eu-west-1"}}))
+            .collect::<Vec<_>>(),
+        "database 3's input, enriched, written to database 3"
+    );
+    assert_eq!(
+        server.cli(&["EXISTS", "out", "tenant:acme"]).trim(),
+        "0",
+        "nothing written to or looked up in database 0"
+    );
+    assert_eq!(
+        server.cli(&["XINFO", "GROUPS", "in"]).trim(),
+        "",
+        "the source's group is in database 3"
     );
 }
 

@@ -1,6 +1,8 @@
 //! A real `redis-server` per test (a free loopback port, a temporary folder), which a test can
 //! `kill -9` and restart on the same port and folder, and `redis-cli` against it. The Debian
-//! package `redis-server` provides both; a test fails loudly when they are missing.
+//! package `redis-server` provides both (built with TLS); a test fails loudly when they are
+//! missing. [`RedisServer::start_tls`] serves TLS only, with the certificates of
+//! [`crate::tls::certificates`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,6 +38,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     config: Vec<(String, String)>,
+    /// The folder of [`crate::tls::certificates`] for a TLS-only server.
+    tls: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -52,6 +56,23 @@ impl RedisServer {
 
     /// A server on this port (one a test reserved earlier, to start Redis late).
     pub fn start_on(port: u16, config: &[(&str, &str)]) -> RedisServer {
+        RedisServer::launch(port, None, config)
+    }
+
+    /// A server that speaks TLS only (`port 0`, `tls-port` a free port), its certificate
+    /// `server.pem` from `certs`, a folder made by [`crate::tls::certificates`], whose `ca.pem`
+    /// verifies clients that present a certificate. Clients need none unless `config` has
+    /// `("tls-auth-clients", "yes")` (the last value of a directive wins). [`RedisServer::url`]
+    /// is then `rediss://…`, and [`RedisServer::cli`] connects with `--tls`, trusting `ca.pem`
+    /// and presenting `client.pem`.
+    pub fn start_tls(certs: &Path, config: &[(&str, &str)]) -> RedisServer {
+        let certs = certs
+            .canonicalize()
+            .unwrap_or_else(|e| panic!("certificate folder {}: {e}", certs.display()));
+        RedisServer::launch(free_port(), Some(certs), config)
+    }
+
+    fn launch(port: u16, tls: Option<PathBuf>, config: &[(&str, &str)]) -> RedisServer {
         let mut s = RedisServer {
             port,
             dir: tempfile::tempdir().unwrap(),
@@ -59,6 +80,7 @@ impl RedisServer {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            tls,
             child: None,
         };
         s.spawn();
@@ -69,9 +91,23 @@ impl RedisServer {
         assert!(self.child.is_none(), "redis-server is already running");
         let log = self.dir.path().join("redis.log");
         let mut cmd = Command::new(program("redis-server"));
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
+        match &self.tls {
+            None => {
+                cmd.arg("--port").arg(self.port.to_string());
+            }
+            Some(certs) => {
+                cmd.args(["--port", "0", "--tls-port"])
+                    .arg(self.port.to_string())
+                    .arg("--tls-cert-file")
+                    .arg(certs.join("server.pem"))
+                    .arg("--tls-key-file")
+                    .arg(certs.join("server.key"))
+                    .arg("--tls-ca-cert-file")
+                    .arg(certs.join("ca.pem"))
+                    .args(["--tls-auth-clients", "no"]);
+            }
+        }
+        cmd.arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
             .arg(self.dir.path())
@@ -126,9 +162,14 @@ impl RedisServer {
         }
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, or `rediss://127.0.0.1:<port>` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The port.
@@ -156,17 +197,24 @@ impl RedisServer {
     }
 
     fn cli_output(&self, args: &[&str]) -> String {
-        let out = Command::new(program("redis-cli"))
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args(args)
-            .output()
-            .expect("cannot run redis-cli");
+        let mut cmd = Command::new(program("redis-cli"));
+        cmd.arg("-p").arg(self.port.to_string());
+        if let Some(certs) = &self.tls {
+            cmd.arg("--tls")
+                .arg("--cacert")
+                .arg(certs.join("ca.pem"))
+                .arg("--cert")
+                .arg(certs.join("client.pem"))
+                .arg("--key")
+                .arg(certs.join("client.key"));
+        }
+        let out = cmd.args(args).output().expect("cannot run redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     }
 
-    /// Runs one command with `redis-cli` as the default user; returns its raw output. Panics if
-    /// Redis answered an error.
+    /// Runs one command with `redis-cli` as the default user (over TLS for a TLS server;
+    /// `-n 3` first selects a database); returns its raw output. Panics if Redis answered an
+    /// error.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = self.cli_output(args);
         assert!(

@@ -1,7 +1,9 @@
 //! The redis sink against a real `redis-server`: the core conformance checks (acknowledged only
 //! once Redis answered, order, values, keys and headers read back with `XRANGE`), the entry's
 //! fields, `WRONGTYPE` failing one record alone, `BUSY` and an unreachable server retried,
-//! `MAXLEN`, `MINID` by age, `NOMKSTREAM`, ACL users and a wrong password, and bad options.
+//! `MAXLEN`, `MINID` by age, `NOMKSTREAM`, ACL users and a wrong password, TLS to a TLS-only
+//! server (a CA file, client certificates, an untrusted server certificate), the database
+//! index, and bad options.
 //! Whole pipelines (dead letters, 100,000 records read back by Python, `kill -9` of the server)
 //! are tested in weir-runtime's `tests/redis.rs`.
 
@@ -378,6 +380,179 @@ async fn authenticates_as_an_acl_user_and_a_wrong_password_is_clear_and_not_show
         health.contains("WRONGPASS") && !health.contains("hunter2"),
         "{health}"
     );
+}
+
+/// The `value` fields of a stream's entries, read back by `redis-cli` (over TLS for a TLS
+/// server, in database `db`): in raw output every field name and value is a line of its own.
+fn cli_values(server: &RedisServer, db: u32, stream: &str) -> Vec<Json> {
+    let out = server.cli(&["-n", &db.to_string(), "XRANGE", stream, "-", "+"]);
+    let lines: Vec<&str> = out.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == "value")
+        .map(|w| serde_json::from_str(w[1]).unwrap_or_else(|e| panic!("{}: {e}", w[1])))
+        .collect()
+}
+
+/// A TLS-only server and the folder of its certificates (`ca.pem`, `client.pem`,
+/// `other-ca.pem`...).
+fn tls_server(config: &[(&str, &str)]) -> (RedisServer, tempfile::TempDir) {
+    let certs = tempfile::tempdir().unwrap();
+    weir_testkit::tls::certificates(certs.path());
+    let server = RedisServer::start_tls(certs.path(), config);
+    assert!(
+        server.url().starts_with("rediss://127.0.0.1:"),
+        "{}",
+        server.url()
+    );
+    (server, certs)
+}
+
+fn pem(certs: &tempfile::TempDir, name: &str) -> String {
+    certs.path().join(name).display().to_string()
+}
+
+fn retriable_message(err: &SinkError) -> String {
+    match err {
+        SinkError::Retriable { message, .. } => message.clone(),
+        other => panic!("expected a retriable connection failure, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_over_tls_to_a_tls_only_server_trusting_the_ca_file() {
+    let (server, certs) = tls_server(&[]);
+    // The server speaks TLS only: plain TCP on its port gets nowhere.
+    let plain = sink(json!({
+        "url": server.url().replace("rediss://", "redis://"), "stream": "secure",
+        "timeout": "1s", "connect_timeout": "1s"
+    }))
+    .unwrap();
+    assert!(plain.write(&[Record::from_json(json!(0))]).await.is_err());
+
+    let tls = sink(json!({
+        "url": server.url(), "stream": "secure", "tls": {"ca_file": pem(&certs, "ca.pem")}
+    }))
+    .unwrap();
+    tls.healthcheck().await.unwrap();
+    let records: Vec<Record> = (0..3)
+        .map(|i| Record::from_json(json!({"seq": i, "over": "tls"})))
+        .collect();
+    tls.write(&records).await.unwrap();
+    assert_eq!(
+        cli_values(&server, 0, "secure"),
+        (0..3)
+            .map(|i| json!({"seq": i, "over": "tls"}))
+            .collect::<Vec<_>>(),
+        "read back by redis-cli --tls --cacert ca.pem"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_checks_clients_takes_the_client_certificate_and_refuses_a_client_without_one()
+ {
+    let (server, certs) = tls_server(&[("tls-auth-clients", "yes")]);
+    let with_cert = sink(json!({
+        "url": server.url(), "stream": "mutual",
+        "tls": {
+            "ca_file": pem(&certs, "ca.pem"),
+            "cert_file": pem(&certs, "client.pem"),
+            "key_file": pem(&certs, "client.key")
+        }
+    }))
+    .unwrap();
+    with_cert
+        .write(&[Record::from_json(json!({"client": "certified"}))])
+        .await
+        .unwrap();
+    assert_eq!(
+        cli_values(&server, 0, "mutual"),
+        [json!({"client": "certified"})]
+    );
+
+    let without = sink(json!({
+        "url": server.url(), "stream": "mutual", "timeout": "2s", "connect_timeout": "2s",
+        "tls": {"ca_file": pem(&certs, "ca.pem")}
+    }))
+    .unwrap();
+    let err = without
+        .write(&[Record::from_json(json!({"client": "anonymous"}))])
+        .await
+        .unwrap_err();
+    let message = retriable_message(&err);
+    eprintln!("without a client certificate: {message}");
+    assert!(
+        message.contains(&format!(
+            "cannot connect to Redis at 127.0.0.1:{}",
+            server.port()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("requires a client certificate")
+            && message.contains("CertificateRequired")
+            && message.contains("`tls.cert_file`"),
+        "{message}"
+    );
+    assert_eq!(
+        cli_values(&server, 0, "mutual").len(),
+        1,
+        "nothing more written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_certificate_signed_by_another_ca_is_not_trusted() {
+    let (server, certs) = tls_server(&[]);
+    let wrong_ca = sink(json!({
+        "url": server.url(), "stream": "untrusted", "timeout": "2s", "connect_timeout": "2s",
+        "tls": {"ca_file": pem(&certs, "other-ca.pem")}
+    }))
+    .unwrap();
+    let err = wrong_ca
+        .write(&[Record::from_json(json!(1))])
+        .await
+        .unwrap_err();
+    let message = retriable_message(&err);
+    eprintln!("another CA: {message}");
+    assert!(
+        message.contains(&format!(
+            "cannot connect to Redis at 127.0.0.1:{}",
+            server.port()
+        )),
+        "{message}"
+    );
+    // The cause itself, not just "an error": the issuer is unknown to the CA file given.
+    assert!(
+        message.contains("not trusted") && message.contains("UnknownIssuer"),
+        "{message}"
+    );
+    assert!(message.contains("tls.ca_file"), "{message}");
+    assert!(wrong_ca.healthcheck().await.is_err());
+    assert_eq!(server.cli(&["EXISTS", "untrusted"]).trim(), "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_into_the_database_index_given() {
+    let server = RedisServer::start();
+    let s = sink(json!({"url": server.url(), "stream": "in-db-3", "database": 3})).unwrap();
+    s.write(&[
+        Record::from_json(json!({"db": 3, "n": 0})),
+        Record::from_json(json!({"db": 3, "n": 1})),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        cli_values(&server, 3, "in-db-3"),
+        [json!({"db": 3, "n": 0}), json!({"db": 3, "n": 1})],
+        "read back with redis-cli -n 3"
+    );
+    assert_eq!(
+        server.cli(&["EXISTS", "in-db-3"]).trim(),
+        "0",
+        "database 0 has no such key"
+    );
+    assert_eq!(server.cli(&["DBSIZE"]).trim(), "0");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The redis source against a real `redis-server`: the core conformance checks (tracked acks,
 //! a prompt stop, the replay of what was not delivered), `XACK` only after a record's ack, a
 //! crashed consumer's pending entries taken over with `XAUTOCLAIM` (and not before
-//! `claim_idle`), `start_from` for a new group, entries another producer wrote, and a Redis
-//! that is not there yet. Pipelines through it are tested in weir-runtime's `tests/redis.rs`.
+//! `claim_idle`), `start_from` for a new group, entries another producer wrote, the database
+//! index, and a Redis that is not there yet. Pipelines through it are tested in weir-runtime's `tests/redis.rs`.
 
 use std::time::Duration;
 
@@ -254,6 +254,50 @@ async fn entries_from_other_producers_become_json_objects_of_their_fields() {
         run.records[0].value.decoded().unwrap().into_owned(),
         json!({"sensor": "t1", "celsius": "21.5"})
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_the_stream_of_the_database_index_given() {
+    let server = RedisServer::start();
+    // The same stream name in databases 0 and 3, with different entries.
+    server.cli(&["XADD", "events", "*", "value", r#"{"db":0,"seq":0}"#]);
+    for i in 0..3 {
+        let v = json!({"db": 3, "seq": i}).to_string();
+        server.cli(&["-n", "3", "XADD", "events", "*", "value", &v]);
+    }
+    let run = run_source_acked(
+        source(&server.url(), json!({"database": 3})),
+        Some(3),
+        Duration::from_secs(10),
+    )
+    .await;
+    let values: Vec<Json> = run
+        .records
+        .iter()
+        .map(|r| r.value.decoded().unwrap().into_owned())
+        .collect();
+    assert_eq!(
+        values,
+        (0..3)
+            .map(|i| json!({"db": 3, "seq": i}))
+            .collect::<Vec<_>>()
+    );
+    // The group lives in database 3, its entries acknowledged there; database 0's stream has
+    // no group.
+    let start = std::time::Instant::now();
+    while server
+        .cli(&["-n", "3", "XPENDING", "events", "g"])
+        .lines()
+        .next()
+        != Some("0")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "not acknowledged in db 3"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(server.cli(&["XINFO", "GROUPS", "events"]).trim(), "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
