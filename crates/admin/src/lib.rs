@@ -277,15 +277,10 @@ impl Listener {
         if cfg.token.is_none() && !is_loopback(&cfg.listen) {
             return Err(AdminError::Unprotected(cfg.listen));
         }
-        let std = std::net::TcpListener::bind(cfg.listen).map_err(|source| AdminError::Bind {
+        let std = listen::bind(cfg.listen).map_err(|source| AdminError::Bind {
             addr: cfg.listen,
             source,
         })?;
-        std.set_nonblocking(true)
-            .map_err(|source| AdminError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
         Ok(Listener { cfg, std })
     }
 

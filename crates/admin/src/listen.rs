@@ -13,6 +13,24 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+/// Connections the kernel queues before they are accepted: a page of many SSE clients that
+/// reconnect together (after a restart) must not meet the standard library's 128.
+pub const BACKLOG: i32 = 4096;
+
+/// Binds a non-blocking listening socket with [`BACKLOG`].
+pub fn bind(addr: std::net::SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(BACKLOG)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
 /// An IO stream whose writes fail once they have been stalled for `limit`.
 pub struct StallGuard<T> {
     inner: T,

@@ -465,9 +465,18 @@ async fn definitions_change_while_200_000_records_flow_and_none_is_lost() {
         assert_eq!(
             ids.len(),
             N,
-            "{name}: {} distinct of {N} records ({} in all); status {st}",
+            "{name}: {} distinct of {N} records ({} in all); status {st}\nlog (last 80 lines):\n{}",
             ids.len(),
-            got.len()
+            got.len(),
+            s.log_text()
+                .lines()
+                .rev()
+                .take(80)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     let m = call("GET", &format!("{u}/metrics"), None, None, &[])

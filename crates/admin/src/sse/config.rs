@@ -32,7 +32,8 @@ pub struct SseSinkConfig {
     /// Most events the ring holds for resuming clients.
     #[serde(default = "default_ring_events")]
     pub ring_max_events: usize,
-    /// Most bytes (of encoded events) the ring holds.
+    /// Most bytes the ring holds: each event's encoded frame plus the record's bytes kept for
+    /// per-client filters.
     #[serde(default = "default_ring_bytes")]
     pub ring_max_bytes: usize,
     /// The `event:` field, a template (`<$.value.type>`). Default: the record's topic

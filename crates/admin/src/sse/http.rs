@@ -216,6 +216,7 @@ fn respond(stream: &Arc<Stream>, q: &StreamQuery, headers: &HeaderMap) -> Respon
     let mut heartbeat = tokio::time::interval(settings.heartbeat.max(Duration::from_millis(10)));
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let state = Feed {
+        _guard: sub.guard,
         first: Some(Bytes::from(first)),
         backlog: sub.backlog.into(),
         rx: sub.rx,
@@ -224,7 +225,6 @@ fn respond(stream: &Arc<Stream>, q: &StreamQuery, headers: &HeaderMap) -> Respon
         expires,
         closed: stream.closed.clone(),
         stream: stream.clone(),
-        _guard: sub.guard,
         done: false,
     };
     let body = Body::from_stream(futures_util::stream::unfold(state, Feed::next));
@@ -241,6 +241,9 @@ fn respond(stream: &Arc<Stream>, q: &StreamQuery, headers: &HeaderMap) -> Respon
 
 /// What one client's response is made of.
 struct Feed {
+    /// First, so it is dropped first: the client leaves the stream before its queue closes
+    /// (otherwise a publish in between sees a closed queue and counts a slow client).
+    _guard: ClientGuard,
     first: Option<Bytes>,
     backlog: VecDeque<Arc<Event>>,
     rx: mpsc::UnboundedReceiver<Arc<Event>>,
@@ -249,7 +252,6 @@ struct Feed {
     expires: Option<Pin<Box<tokio::time::Sleep>>>,
     closed: CancellationToken,
     stream: Arc<Stream>,
-    _guard: ClientGuard,
     done: bool,
 }
 
@@ -355,9 +357,7 @@ pub fn spawn_listener(
     });
 }
 
-/// Binds `addr` now, so a taken port fails the build with its location.
+/// Binds `addr` (with a backlog for many clients).
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let l = std::net::TcpListener::bind(addr)?;
-    l.set_nonblocking(true)?;
-    Ok(l)
+    crate::listen::bind(addr)
 }

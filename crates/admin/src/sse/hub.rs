@@ -74,8 +74,10 @@ pub struct Event {
     pub tenant: Option<Arc<str>>,
     /// The whole encoded event, `id:` to the blank line.
     pub frame: Bytes,
-    /// The record as filters see it (value parsed, no ack).
+    /// The record as filters see it (its bytes, no parsed tree, no ack).
     pub view: Record,
+    /// What it costs the ring: the frame and the record's bytes kept for filters.
+    pub cost: usize,
 }
 
 /// An event before it enters the ring (rendered outside the stream's lock).
@@ -231,6 +233,14 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A copy of a kept record with its value parsed, for filters (a value that is not JSON is
+/// matched as absent).
+fn parse(kept: &Record) -> Record {
+    let mut r = kept.clone();
+    let _ = r.value.json();
+    r
+}
+
 fn encode_frame(id: &str, event: &str, data: &str) -> Bytes {
     let mut out = String::with_capacity(id.len() + event.len() + data.len() + 32);
     out.push_str("id: ");
@@ -324,7 +334,9 @@ impl Stream {
             inner.vector.insert(key, offset);
             let id: Arc<str> = id::encode(self.epoch, seq, &inner.vector).into();
             let frame = encode_frame(&id, &d.event, &d.data);
+            let cost = frame.len() + d.view.approx_size();
             let ev = Arc::new(Event {
+                cost,
                 seq,
                 id,
                 key,
@@ -334,7 +346,7 @@ impl Stream {
                 frame,
                 view: d.view,
             });
-            inner.bytes += ev.frame.len();
+            inner.bytes += ev.cost;
             inner.ring.push_back(ev.clone());
             while inner.ring.len() > settings.ring_max_events.max(1)
                 || (inner.bytes > settings.ring_max_bytes && inner.ring.len() > 1)
@@ -342,7 +354,7 @@ impl Stream {
                 let Some(old) = inner.ring.pop_front() else {
                     break;
                 };
-                inner.bytes -= old.frame.len();
+                inner.bytes -= old.cost;
                 let f = inner.floor.entry(old.key).or_insert(i64::MIN);
                 *f = (*f).max(old.offset);
                 inner.evicted_any = true;
@@ -360,12 +372,14 @@ impl Stream {
                 )
                 .copied()
                 .collect::<Vec<_>>();
+            // Parsed once per event, and only if a client filters.
+            let mut parsed: Option<Record> = None;
             for cid in targets {
                 let Some(c) = inner.clients.get(&cid) else {
                     continue;
                 };
                 if let Some(f) = &c.filter
-                    && !f.matches_parsed(&ev.view)
+                    && !f.matches_parsed(parsed.get_or_insert_with(|| parse(&ev.view)))
                 {
                     continue;
                 }
@@ -409,7 +423,9 @@ impl Stream {
         let (from, reset) = self.start_index(&inner, &start);
         let visible = |e: &Event| {
             (tenant.is_none() || e.tenant == tenant)
-                && filter.as_ref().is_none_or(|f| f.matches_parsed(&e.view))
+                && filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches_parsed(&parse(&e.view)))
         };
         let backlog = match from {
             Some(i) => inner

@@ -179,6 +179,13 @@ impl SseSink {
             }
             None => record.meta.tenant.clone(),
         };
+        // The ring keeps the record's bytes (shared, not copied) without the parsed tree, which
+        // takes about ten times the text; filters parse it when a filtered client needs it.
+        let kept = Record {
+            value: weir_core::Value::from_bytes(record.value.to_bytes()),
+            ack: Default::default(),
+            ..view
+        };
         Ok(Draft {
             position: record
                 .meta
@@ -189,7 +196,7 @@ impl SseSink {
             tenant,
             event: hub::single_line(&event),
             data,
-            view,
+            view: kept,
         })
     }
 }
