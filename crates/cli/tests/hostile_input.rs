@@ -454,3 +454,71 @@ fn a_followed_file_survives_kill_9_without_losing_or_rereading_everything() {
         "{lines} lines for {total}: the restart read everything again"
     );
 }
+
+/// Kafka `options:` that would silently change the delivery guarantee, or override an option of
+/// Weir's own, are refused where they are written, naming the option to use instead.
+#[test]
+fn kafka_options_that_carry_the_guarantee_are_refused_with_the_option_to_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("source", "enable.auto.commit: false", "commit_interval"),
+        ("source", "auto.offset.reset: latest", "start_from"),
+        ("source", "enable.auto.offset.store: true", "at-least-once"),
+        ("source", "auto.commit.interval.ms: 10", "commit_interval"),
+        ("source", "group.id: other", "group_id"),
+        ("sink", "acks: 1", "acks=all"),
+        ("sink", "enable.idempotence: false", "idempotent"),
+        ("sink", "compression.type: lz4", "`compression`"),
+        ("sink", "message.timeout.ms: 1000", "message_timeout"),
+        ("sink", "linger.ms: 50", "`linger`"),
+    ];
+    for (side, option, want) in cases {
+        let (source_opts, sink_opts) = if side == "source" {
+            (format!("\n        {option}"), String::new())
+        } else {
+            (String::new(), format!("\n          {option}"))
+        };
+        let f = dir.path().join("p.yaml");
+        std::fs::write(
+            &f,
+            format!(
+                "pipelines:\n  p:\n    source:\n      type: kafka\n      bootstrap_servers: 127.0.0.1:9092\n      topics: [a]\n      group_id: g\n      options:{}\n    sinks:\n      - type: kafka\n        bootstrap_servers: 127.0.0.1:9092\n        topic: b\n        options:{}\n",
+                if source_opts.is_empty() { " {}" } else { &source_opts },
+                if sink_opts.is_empty() { " {}" } else { &sink_opts },
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("validate")
+            .arg(&f)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{option}: {err}");
+        let key = option.split(':').next().unwrap();
+        assert!(err.contains(&format!("options.{key}")), "{option}: {err}");
+        assert!(
+            err.contains("cannot be overridden") && err.contains(want),
+            "{option}: {err}"
+        );
+        let line = if side == "source" { ":9:" } else { ":14:" };
+        assert!(err.contains(line), "located at the option ({line}): {err}");
+    }
+    // Tuning options stay allowed.
+    let f = dir.path().join("ok.yaml");
+    std::fs::write(
+        &f,
+        "pipelines:\n  p:\n    source:\n      type: kafka\n      bootstrap_servers: 127.0.0.1:9092\n      topics: [a]\n      group_id: g\n      options: {session.timeout.ms: 6000, fetch.max.bytes: 1048576}\n    sinks:\n      - type: kafka\n        bootstrap_servers: 127.0.0.1:9092\n        topic: b\n        options: {queue.buffering.max.kbytes: 65536}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("validate")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

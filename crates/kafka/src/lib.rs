@@ -11,5 +11,6 @@ pub mod settings;
 pub use client::client_config;
 pub use settings::{
     ClientDiagnostics, ClientOption, ClientProperties, KafkaSasl, KafkaTls,
-    RESERVED_CONSUMER_OPTIONS, SaslMechanism, client_properties,
+    RESERVED_CONSUMER_OPTIONS, RESERVED_PRODUCER_OPTIONS, SaslMechanism, check_reserved,
+    client_properties,
 };

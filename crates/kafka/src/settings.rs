@@ -111,14 +111,60 @@ impl<'de> Deserialize<'de> for ClientOption {
     }
 }
 
-/// librdkafka properties Weir sets itself; `options:` may not override them because the delivery
-/// guarantee depends on them.
-pub const RESERVED_CONSUMER_OPTIONS: &[&str] = &[
-    "enable.auto.offset.store",
-    "group.id",
-    "bootstrap.servers",
-    "enable.partition.eof",
+/// Consumer properties Weir owns, with what to use instead: `options:` naming one is refused,
+/// since each of them can silently turn off commit-after-ack or override another option.
+pub const RESERVED_CONSUMER_OPTIONS: &[(&str, &str)] = &[
+    (
+        "enable.auto.offset.store",
+        "Weir stores an offset only once its record is done (at-least-once)",
+    ),
+    (
+        "enable.auto.commit",
+        "Weir commits the offsets of records that are done; set how often with `commit_interval`",
+    ),
+    ("auto.commit.interval.ms", "use `commit_interval`"),
+    ("auto.offset.reset", "use `start_from: earliest | latest`"),
+    ("group.id", "use `group_id`"),
+    ("bootstrap.servers", "use `bootstrap_servers`"),
+    (
+        "enable.partition.eof",
+        "Weir reads partitions without end-of-partition events",
+    ),
 ];
+
+/// Producer properties Weir owns, with what to use instead.
+pub const RESERVED_PRODUCER_OPTIONS: &[(&str, &str)] = &[
+    (
+        "enable.idempotence",
+        "Weir's producer is idempotent, so its retries cannot duplicate or reorder",
+    ),
+    (
+        "acks",
+        "Weir waits for all in-sync replicas (`acks=all`), or a broker loss loses records",
+    ),
+    ("compression.codec", "use `compression`"),
+    ("compression.type", "use `compression`"),
+    ("linger.ms", "use `linger`"),
+    ("batch.size", "use `batch_bytes`"),
+    ("message.timeout.ms", "use `message_timeout`"),
+    ("bootstrap.servers", "use `bootstrap_servers`"),
+];
+
+/// Refuses `options:` keys in `reserved`, at `options.<key>`, naming what to use instead.
+pub fn check_reserved(
+    options: &BTreeMap<String, ClientOption>,
+    reserved: &[(&str, &str)],
+) -> Result<(), (String, String)> {
+    for k in options.keys() {
+        if let Some((_, hint)) = reserved.iter().find(|(r, _)| r == k) {
+            return Err((
+                format!("options.{k}"),
+                format!("`{k}` is set by Weir and cannot be overridden: {hint}"),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Client properties for a connection, in the order they are applied; `secrets` lists the values
 /// to redact from client errors.

@@ -76,7 +76,10 @@ pub struct KafkaSinkConfig {
     /// SASL authentication: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
     #[serde(default)]
     pub sasl: Option<KafkaSasl>,
-    /// Any other librdkafka producer property, applied after Weir's defaults.
+    /// Any other librdkafka producer property, applied after Weir's defaults. The keys that carry
+    /// the delivery guarantee or that have an option of their own are refused, naming the
+    /// option to use: `enable.idempotence`, `acks`, `compression.codec`, `compression.type`,
+    /// `linger.ms`, `batch.size`, `message.timeout.ms`, `bootstrap.servers`.
     #[serde(default)]
     pub options: BTreeMap<String, ClientOption>,
 }

@@ -36,6 +36,8 @@ impl PluginConfig for KafkaSinkConfig {
         if self.topic.trim().is_empty() {
             return Err(BuildError::at("topic", "must not be empty"));
         }
+        weir_kafka::check_reserved(&self.options, weir_kafka::RESERVED_PRODUCER_OPTIONS)
+            .map_err(|(at, message)| BuildError::at(at, message))?;
         let topic = compile("topic".into(), &self.topic)?;
         let key = match &self.key {
             Some(k) => Some(compile("key".into(), k)?),

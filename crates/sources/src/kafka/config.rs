@@ -59,8 +59,10 @@ pub struct KafkaSourceConfig {
     #[serde(default)]
     pub sasl: Option<KafkaSasl>,
     /// Any other librdkafka consumer property (`session.timeout.ms`, `fetch.max.bytes`...),
-    /// applied after Weir's defaults. `group.id`, `enable.auto.offset.store` and
-    /// `enable.partition.eof` are Weir's and cannot be set here.
+    /// applied after Weir's defaults. The keys that carry the delivery guarantee or that have an
+    /// option of their own are refused, naming the option to use: `group.id`,
+    /// `bootstrap.servers`, `auto.offset.reset`, `enable.auto.commit`, `auto.commit.interval.ms`,
+    /// `enable.auto.offset.store`, `enable.partition.eof`.
     #[serde(default)]
     pub options: BTreeMap<String, ClientOption>,
 }

@@ -59,14 +59,8 @@ impl PluginConfig for KafkaSourceConfig {
         if self.batch_records == 0 {
             return Err(BuildError::at("batch_records", "must be at least 1"));
         }
-        for k in self.options.keys() {
-            if RESERVED_CONSUMER_OPTIONS.contains(&k.as_str()) {
-                return Err(BuildError::at(
-                    format!("options.{k}"),
-                    "is set by Weir for at-least-once delivery and cannot be overridden",
-                ));
-            }
-        }
+        weir_kafka::check_reserved(&self.options, RESERVED_CONSUMER_OPTIONS)
+            .map_err(|(at, message)| BuildError::at(at, message))?;
         let props = self.properties(cx).map_err(|e| BuildError::at("", e))?;
         // librdkafka checks every property name and value here, without connecting.
         if let Err(e) = weir_kafka::client_config(&props).create_native_config() {
