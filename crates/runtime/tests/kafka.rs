@@ -407,3 +407,141 @@ async fn the_kafka_to_kafka_example_routes_keys_headers_and_dead_letters() {
     assert_eq!(dead[0].value, "not json at all");
     assert_eq!(dead[0].key.as_deref(), Some("bad"));
 }
+
+/// A pipeline's source with `extra` lines instead of `topics` and `start_from`.
+fn source_with(b: &str, group: &str, extra: &str, out: &str) -> String {
+    format!(
+        r#"pipelines:
+  relay:
+    source:
+      type: kafka
+      bootstrap_servers: "{b}"
+      group_id: {group}
+      drain_timeout: 10s
+{extra}
+      options:
+        {FAST_GROUP}
+        "topic.metadata.refresh.interval.ms": 1000
+    sinks:
+{}"#,
+        kafka_sink(b, out)
+    )
+}
+
+/// Produces a probe, then looks for it in `out` for 3 s, until one arrived: the consumer then has its partitions.
+async fn wait_until_consuming(b: &str, input: &str, out: &str) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut probes = 0;
+    loop {
+        produce(
+            b,
+            input,
+            &[Msg::new("probe", json!({"probe": probes}).to_string())],
+            &[],
+        )
+        .await;
+        probes += 1;
+        let got = read_topic(
+            b,
+            out,
+            1,
+            1,
+            Duration::from_millis(100),
+            Duration::from_secs(3),
+        )
+        .await;
+        if !got.is_empty() {
+            return probes;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pipeline never consumed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_from_latest_skips_what_came_before_a_new_group_and_delivers_everything_after() {
+    let broker = Broker::start();
+    let b = broker.addr();
+    let (input, output, group) = (unique("in"), unique("out"), unique("g"));
+    create_topics(&b, &[&input], 1).await;
+    create_topics(&b, &[&output], 1).await;
+    produce(&b, &input, &transactions(0, 200), &[]).await;
+    let yaml = source_with(
+        &b,
+        &group,
+        &format!("      topics: [{input}]\n      start_from: latest"),
+        &output,
+    );
+    let (token, handle) = start(&yaml);
+    wait_until_consuming(&b, &input, &output).await;
+    produce(&b, &input, &transactions(1000, 300), &[]).await;
+    let got = read_topic(
+        &b,
+        &output,
+        1,
+        301,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    )
+    .await;
+    stop(token, handle).await;
+    let seqs: Vec<u64> = got
+        .iter()
+        .filter_map(|g| serde_json::from_str::<Json>(&g.value).unwrap()["seq"].as_u64())
+        .collect();
+    assert!(
+        seqs.iter().all(|s| *s >= 1000),
+        "records from before the start were delivered: {seqs:?}"
+    );
+    assert_eq!(
+        seqs,
+        (1000..1300).collect::<Vec<_>>(),
+        "every record after the start, in order"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_matching_the_pattern_created_later_is_read_from_its_beginning() {
+    let broker = Broker::start();
+    let b = broker.addr();
+    let prefix = unique("tp");
+    let (first, later, output, group) = (
+        format!("{prefix}-a"),
+        format!("{prefix}-b"),
+        unique("out"),
+        unique("g"),
+    );
+    create_topics(&b, &[&first, &output], 1).await;
+    let yaml = source_with(
+        &b,
+        &group,
+        &format!("      topic_pattern: \"^{prefix}-.*\"\n      start_from: earliest"),
+        &output,
+    );
+    let (token, handle) = start(&yaml);
+    let probes = wait_until_consuming(&b, &first, &output).await;
+    // Created after the pipeline started, with records already in it before it is noticed.
+    create_topics(&b, &[&later], 1).await;
+    produce(&b, &later, &transactions(0, 100), &[]).await;
+    let got = read_topic(
+        &b,
+        &output,
+        1,
+        probes + 100,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    )
+    .await;
+    stop(token, handle).await;
+    let seqs: Vec<u64> = got
+        .iter()
+        .filter_map(|g| serde_json::from_str::<Json>(&g.value).unwrap()["seq"].as_u64())
+        .collect();
+    assert_eq!(
+        seqs,
+        (0..100).collect::<Vec<_>>(),
+        "the new topic, from its first record"
+    );
+}
