@@ -82,6 +82,31 @@ async fn transient_produce_errors_are_retried_inside_librdkafka() {
     s.write(&sample_records(5))
         .await
         .expect("two transient errors then success: delivered, no runner retry needed");
+    // What the broker holds: each record once, in order (the idempotent producer's promise;
+    // the mock refuses before appending, so this checks the retries wrote nothing twice).
+    let b = mock.bootstrap_servers();
+    let got = weir_testkit::read_topic(
+        &b,
+        "t",
+        1,
+        5,
+        Duration::from_millis(500),
+        Duration::from_secs(20),
+    )
+    .await;
+    let seqs: Vec<i64> = got
+        .iter()
+        .map(|g| {
+            serde_json::from_str::<serde_json::Value>(&g.value).unwrap()["seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![0, 1, 2, 3, 4],
+        "every record exactly once, in order"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
