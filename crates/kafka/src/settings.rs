@@ -384,6 +384,37 @@ impl ClientDiagnostics {
     pub fn summary(&self) -> Option<String> {
         self.recent.summary()
     }
+
+    /// What the last problems mean for the operator, when they are ones Weir recognises
+    /// (TLS trust, a missing client certificate, refused credentials), naming the option to
+    /// fix; `None` otherwise.
+    pub fn explain(&self) -> Option<&'static str> {
+        explain(&self.summary()?)
+    }
+}
+
+/// What a librdkafka or OpenSSL message means, and which option fixes it.
+pub fn explain(detail: &str) -> Option<&'static str> {
+    let d = detail.to_ascii_lowercase();
+    if d.contains("certificate required") {
+        Some("the brokers require a client certificate: give `tls.cert_file` and `tls.key_file`")
+    } else if d.contains("certificate verify failed") {
+        Some(
+            "the brokers' certificate is not trusted: `tls.ca_file` must hold the CA that signed it, and it must name the host in `bootstrap_servers`",
+        )
+    } else if d.contains("unknown ca") || d.contains("bad certificate") {
+        Some(
+            "the brokers refused the client certificate: `tls.cert_file` must be signed by a CA they trust",
+        )
+    } else if d.contains("sasl authentication") || d.contains("authentication failed") {
+        Some(
+            "the brokers refused the credentials: check `sasl.mechanism`, `sasl.username` and `sasl.password`",
+        )
+    } else if d.contains("wrong version number") || d.contains("packet length too long") {
+        Some("TLS and plaintext do not match: the listener speaks one and `tls` asks for the other")
+    } else {
+        None
+    }
 }
 
 /// The last few distinct problems a Kafka client reported (connection, TLS, authentication), so

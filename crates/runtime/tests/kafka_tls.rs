@@ -172,6 +172,15 @@ async fn mutual_tls_refuses_a_client_without_a_certificate() {
     .await;
     assert!(msg.contains("cannot reach the Kafka brokers"), "{msg}");
     assert!(msg.contains(&b), "the message names the address: {msg}");
+    // The specific cause, not any connection failure: the handshake was refused for want of a
+    // client certificate (OpenSSL's alert 116), and Weir says which options fix it.
+    assert!(msg.contains("certificate required"), "{msg}");
+    assert!(
+        msg.contains(
+            "the brokers require a client certificate: give `tls.cert_file` and `tls.key_file`"
+        ),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,5 +195,9 @@ async fn a_broker_certificate_from_another_ca_fails_with_a_clear_error() {
     assert!(
         msg.contains("certificate verify failed"),
         "the TLS cause is named: {msg}"
+    );
+    assert!(
+        msg.contains("the brokers' certificate is not trusted: `tls.ca_file` must hold the CA"),
+        "and what to fix: {msg}"
     );
 }

@@ -356,7 +356,11 @@ impl Sink for KafkaSink {
                 .map_err(|e| {
                     let detail = diagnostics.summary();
                     SinkError::retriable(format!(
-                        "cannot reach the Kafka brokers at {bootstrap}: {e}{}",
+                        "cannot reach the Kafka brokers at {bootstrap}{}: {e}{}",
+                        diagnostics
+                            .explain()
+                            .map(|h| format!(" ({h})"))
+                            .unwrap_or_default(),
                         detail.map(|d| format!("; last client error: {d}")).unwrap_or_default()
                     ))
                 })

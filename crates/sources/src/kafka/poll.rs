@@ -76,11 +76,16 @@ pub(super) fn consume(
         for _ in 0..5 {
             let _ = consumer.poll(Duration::from_millis(20));
         }
-        let detail = consumer.context().diagnostics.summary().unwrap_or_default();
+        let diagnostics = &consumer.context().diagnostics;
+        let detail = diagnostics.summary().unwrap_or_default();
         return Err(SourceError::Read(format!(
-            "cannot reach the Kafka brokers at {} within {}: {e}{}{detail}",
+            "cannot reach the Kafka brokers at {} within {}{}: {e}{}{detail}",
             source.config.bootstrap_servers,
             source.config.connect_timeout,
+            diagnostics
+                .explain()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default(),
             if detail.is_empty() {
                 ""
             } else {
