@@ -435,6 +435,12 @@ async fn definitions_change_while_200_000_records_flow_and_none_is_lost() {
         assert_eq!(a.status, 202, "{}", a.text);
         if generation <= 3 {
             write_file(generation);
+            // Two edits inside one debounce window are one reload (the watcher reads the
+            // latest content, as it should): let each edit be seen before the next.
+            wait_status(u, "from-file", Duration::from_secs(30), |s| {
+                s["observed_generation"] == generation
+            })
+            .await;
         }
     }
     producer.await.unwrap();
