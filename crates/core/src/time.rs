@@ -19,6 +19,13 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// Milliseconds since the Unix epoch, now (0 for a clock before 1970).
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Milliseconds since the epoch of an RFC 3339 timestamp (an offset is required).
 pub fn parse_rfc3339_millis(t: &str) -> Option<i64> {
     let has_offset = t.ends_with(['Z', 'z'])

@@ -35,15 +35,8 @@ pub fn line_to_record(line: &[u8], topic: &Arc<str>, offset: i64) -> Option<Reco
         partition: 0,
         offset,
     });
-    r.timestamp = Some(now_millis());
+    r.timestamp = Some(weir_core::time::now_millis());
     Some(r)
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Reads records line by line, keeping the line number and the byte position after the last

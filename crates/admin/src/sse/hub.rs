@@ -226,13 +226,6 @@ fn remove_client(inner: &mut Inner, id: u64) {
 #[derive(Debug)]
 pub struct TooManyClients(pub usize);
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// A copy of a kept record with its value parsed, for filters (a value that is not JSON is
 /// matched as absent).
 fn parse(kept: &Record) -> Record {
@@ -277,7 +270,7 @@ impl Stream {
         Stream {
             name: name.to_owned(),
             epoch,
-            created_ms: now_ms(),
+            created_ms: weir_core::time::now_millis(),
             settings: RwLock::new(Arc::new(settings)),
             metrics: RwLock::new(None),
             inner: Mutex::new(Inner::default()),

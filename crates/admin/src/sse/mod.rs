@@ -8,7 +8,6 @@ pub mod hub;
 pub mod id;
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use weir_core::template::{Template, TemplateContext};
@@ -130,13 +129,6 @@ cors_origins: [https://app.example.com]
 
 weir_core::register_plugin!(SseSinkConfig);
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl SseSink {
     fn draft(&self, record: &Record) -> Result<Draft, String> {
         let cx = TemplateContext {
@@ -192,7 +184,7 @@ impl SseSink {
                 .origin
                 .as_ref()
                 .map(|o| ((id::topic_hash(&o.topic), o.partition), o.offset)),
-            time_ms: record.timestamp.unwrap_or_else(now_ms),
+            time_ms: record.timestamp.unwrap_or_else(weir_core::time::now_millis),
             tenant,
             event: hub::single_line(&event),
             data,

@@ -103,24 +103,7 @@ pub fn load_str_partial(
     text: &str,
     env: EnvLookup<'_>,
 ) -> (Vec<PipelineSpec>, Vec<ConfigError>) {
-    let file = SourceFile::new(name, text);
-    let mut root = match parse_yaml(&file) {
-        Ok(r) => r,
-        Err(e) => return (Vec::new(), vec![e]),
-    };
-    let mut missing = Vec::new();
-    interpolate(&mut root, "", env, &mut missing);
-    let mut errors: Vec<ConfigError> = missing
-        .into_iter()
-        .map(|m| file.error(m.node.location, m.path, m.message))
-        .collect();
-    let mut parser = Parser {
-        file: &file,
-        errors: Vec::new(),
-    };
-    let pipelines = parser.file(&root);
-    errors.extend(parser.errors);
-    (pipelines, errors)
+    parse_with(name, text, env, Vec::new(), |p, root| p.file(root))
 }
 
 /// Loads one pipeline given as an API body (YAML or JSON, which is YAML too): `name:` plus the
@@ -131,10 +114,22 @@ pub fn load_pipeline_body(
     text: &str,
     env: EnvLookup<'_>,
 ) -> (Option<PipelineSpec>, Vec<ConfigError>) {
-    let file = SourceFile::new(source_name, text);
+    parse_with(source_name, text, env, None, |p, root| p.body(root))
+}
+
+/// Parses YAML, expands `${VAR}`, then reads the document with `read`; a document that is not
+/// YAML gives `empty`. Errors of every step, located in the document.
+fn parse_with<T>(
+    name: &str,
+    text: &str,
+    env: EnvLookup<'_>,
+    empty: T,
+    read: impl FnOnce(&mut Parser<'_>, &Node) -> T,
+) -> (T, Vec<ConfigError>) {
+    let file = SourceFile::new(name, text);
     let mut root = match parse_yaml(&file) {
         Ok(r) => r,
-        Err(e) => return (None, vec![e]),
+        Err(e) => return (empty, vec![e]),
     };
     let mut missing = Vec::new();
     interpolate(&mut root, "", env, &mut missing);
@@ -146,9 +141,9 @@ pub fn load_pipeline_body(
         file: &file,
         errors: Vec::new(),
     };
-    let spec = parser.body(&root);
+    let out = read(&mut parser, &root);
     errors.extend(parser.errors);
-    (spec, errors)
+    (out, errors)
 }
 
 /// Loads a file, or every `*.yaml` / `*.yml` file in a directory (sorted by name). Pipeline names

@@ -250,7 +250,7 @@ impl TransactionGenerator {
         let (json, key) = self.next_json(seq);
         let mut r = Record::from_bytes(json);
         r.key = Some(Bytes::from(key));
-        r.timestamp = Some(crate::lines::now_millis());
+        r.timestamp = Some(weir_core::time::now_millis());
         r.meta.origin = Some(Origin {
             topic: topic.clone(),
             partition: 0,
