@@ -13,8 +13,8 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-/// A Tansu broker of this test's own (SQLite storage in a temporary folder, a free loopback
-/// port), killed when dropped. Each test gets a fresh broker, so no test sees another's groups or
+/// A Tansu broker of this test's own (SQLite storage in a temporary folder, in RAM when
+/// `/dev/shm` exists; a free loopback port), killed when dropped. Each test gets a fresh broker, so no test sees another's groups or
 /// load. The binary comes from `WEIR_TANSU` (`scripts/test.sh` installs it); the test fails
 /// loudly without it.
 pub struct Broker {
@@ -85,7 +85,14 @@ impl Broker {
     }
 
     fn spawn(port: u16, advertised: &str, storage: &str) -> Broker {
-        let dir = tempfile::tempdir().unwrap();
+        // Storage in RAM where there is a tmpfs: SQLite's WAL checkpoints fsync, and on a disk
+        // shared with compilers and linkers one fsync can take seconds, long enough for group
+        // sessions to expire and the test to measure the disk instead of Weir.
+        let dir = tempfile::Builder::new()
+            .prefix("tansu-")
+            .tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
         let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
         let child = std::process::Command::new(tansu_binary())
             .arg("broker")
@@ -98,7 +105,11 @@ impl Broker {
             .arg(storage)
             .current_dir(dir.path())
             // Tansu reads RUST_LOG too: a debug filter meant for the tests logs gigabytes.
-            .env("RUST_LOG", "warn")
+            // `WEIR_TANSU_LOG` sets the broker's own filter when a failure needs its side.
+            .env(
+                "RUST_LOG",
+                std::env::var("WEIR_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -116,6 +127,13 @@ impl Broker {
     /// `host:port` clients connect to.
     pub fn addr(&self) -> String {
         self.addr.clone()
+    }
+
+    /// The last `lines` lines the broker logged (warnings and errors), for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self._dir.path().join("tansu.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 }
 
@@ -354,6 +372,18 @@ pub fn consume_until_with(
         }
     }
     got
+}
+
+/// The low and high watermarks of each partition of `topic`, as the broker reports them.
+pub fn watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i64, i64)> {
+    let consumer: BaseConsumer = client_config(bootstrap).create().unwrap();
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap_or((-1, -1))
+        })
+        .collect()
 }
 
 /// The committed offsets of `group` for each partition of `topic` (None = nothing committed).
