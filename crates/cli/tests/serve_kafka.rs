@@ -355,7 +355,13 @@ async fn an_api_pipeline_resumes_from_its_committed_offsets_after_kill_9_of_serv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn definitions_change_while_200_000_records_flow_and_none_is_lost() {
     const N: usize = 200_000;
-    let broker = Broker::start();
+    // Tansu's memory engine: with SQLite storage this test's 600,000 writes and two groups
+    // outrun Tansu 0.6.0 on a busy 2-core machine (its coordinator then stops answering both
+    // groups for 30 s at a time and a group may never settle again), which measures the broker,
+    // not the reload. The memory engine cannot start a fetch inside a record batch, so the
+    // input is produced one record per batch: every committed offset a generation resumes from
+    // starts a batch. The outputs are read from their beginning.
+    let broker = Broker::start_in_memory();
     let b = broker.addr();
     let (input, out_api, out_file) = (unique("in"), unique("out-api"), unique("out-file"));
     create_topics(&b, &[&input, &out_api, &out_file], 3).await;
@@ -372,7 +378,10 @@ async fn definitions_change_while_200_000_records_flow_and_none_is_lost() {
             "transforms": [
                 {"type": "filter", "patterns": [{"value": {"id": [{"numeric": [">=", min]}]}}]},
                 {"type": "insert", "fields": {"value.gen": generation}}],
-            "sinks": [{"type": "kafka", "bootstrap_servers": b, "topic": out}]})
+            // A sink slower than the source (about 5,000 records/s: one write of 250 at a
+            // time, 50 ms linger), so every reload finds full buffers and records in flight.
+            "sinks": [{"type": "kafka", "bootstrap_servers": b, "topic": out,
+                       "linger": "50ms", "batch": {"max_records": 250}, "max_in_flight": 1}]})
     };
     let file = dir.path().join("pipelines.json.yaml");
     let write_file = |generation: u32| {
@@ -388,6 +397,10 @@ async fn definitions_change_while_200_000_records_flow_and_none_is_lost() {
         std::fs::write(&tmp, json!({"pipelines": {"from-file": d}}).to_string()).unwrap();
         std::fs::rename(&tmp, &file).unwrap();
     };
+    // Half the input is a backlog before the first generation starts; the rest arrives while
+    // the definitions change.
+    let one_per_batch = [("linger.ms", "0"), ("batch.num.messages", "1")];
+    produce(&b, &input, &msgs(0, N / 2, 3), &one_per_batch).await;
     write_file(1);
     let s = Serve::start(
         dir.path(),
@@ -413,12 +426,12 @@ async fn definitions_change_while_200_000_records_flow_and_none_is_lost() {
         let b = b.clone();
         let input = input.clone();
         tokio::spawn(async move {
-            for chunk in 0..20 {
+            for chunk in 10..20 {
                 produce(
                     &b,
                     &input,
                     &msgs(chunk * (N / 20), (chunk + 1) * (N / 20), 3),
-                    &[],
+                    &one_per_batch,
                 )
                 .await;
                 tokio::time::sleep(Duration::from_millis(150)).await;
@@ -469,7 +482,7 @@ async fn definitions_change_while_200_000_records_flow_and_none_is_lost() {
             let o = offsets(u, name).await;
             let input_end: i64 = o.values().map(|(_, end, _)| end).sum();
             let done: i64 = o.values().filter_map(|(c, _, _)| *c).sum();
-            if input_end == N as i64 && done == input_end {
+            if input_end >= N as i64 && done == input_end {
                 break;
             }
             assert!(

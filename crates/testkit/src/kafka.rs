@@ -78,7 +78,8 @@ impl Broker {
     /// snappy-compressed batches (its fetch fails with `UnexpectedType("Snappy")`, seen with
     /// Python's confluent-kafka too), while the memory engine returns them as stored; but the
     /// memory engine returns nothing when a fetch starts inside a batch, so it only suits tests
-    /// that read every partition from offset 0 without pausing or resuming.
+    /// that read every partition from offset 0 without pausing or resuming, or whose records
+    /// were produced one per batch (`batch.num.messages: 1`), where every offset starts one.
     pub fn start_in_memory() -> Broker {
         let port = free_port();
         Broker::spawn(port, &format!("127.0.0.1:{port}"), "memory://tansu/")
