@@ -6,6 +6,7 @@
 pub mod ack;
 pub mod config;
 pub mod event;
+pub mod json;
 pub mod offsets;
 pub mod path;
 pub mod plugin;

@@ -14,18 +14,29 @@ use crate::ack::Ack;
 pub struct DecodeError(pub String);
 
 /// A record's value: the raw bytes as they arrived, decoded to JSON at most once and only when
-/// someone looks inside.
+/// someone needs the whole tree.
 ///
-/// An unmodified value is written out as its original bytes; a modified one is serialized from JSON.
-/// The original bytes are kept even after a modification so that a dead-letter queue can receive
-/// the record exactly as the source produced it.
+/// Stages that need only a few members read them from the bytes ([`crate::json`]): a filter
+/// scans for the fields its patterns name, and masking, field exclusion and insertion splice the
+/// bytes ([`Value::set_spliced`]). An unmodified value is written out as its original bytes, a
+/// spliced one as its edited bytes, and only a value changed as a tree is serialized from JSON.
+/// The original bytes are kept after any change so that a dead-letter queue can receive the
+/// record exactly as the source produced it.
 #[derive(Debug, Clone, Default)]
 pub struct Value {
     raw: Option<Bytes>,
+    /// The bytes after splices (valid JSON), when the value was edited without a tree.
+    edited: Option<Bytes>,
+    /// The decoded tree: a cache of the current bytes, or the value itself once `tree_modified`.
     json: Option<Arc<Json>>,
-    modified: bool,
-    /// Bytes a sink's converter encoded (Avro, say): written out instead of `raw` or `json`,
-    /// while `raw` stays the source's original for dead letters.
+    /// The tree is the value (built or changed as JSON); the bytes are stale.
+    tree_modified: bool,
+    /// The current bytes are known to be valid JSON (a scan passed them, or they are a splice).
+    checked: bool,
+    /// The members of the current bytes' root object, from the scan that checked them.
+    index: Option<Arc<crate::json::RootIndex>>,
+    /// Bytes a sink's converter encoded (Avro, say): written out instead of the value, while
+    /// `raw` stays the source's original for dead letters.
     output: Option<Bytes>,
 }
 
@@ -34,19 +45,16 @@ impl Value {
     pub fn from_bytes(raw: impl Into<Bytes>) -> Self {
         Value {
             raw: Some(raw.into()),
-            json: None,
-            modified: false,
-            output: None,
+            ..Value::default()
         }
     }
 
     /// A value built from JSON; it has no original bytes and serializes on output.
     pub fn from_json(json: Json) -> Self {
         Value {
-            raw: None,
             json: Some(Arc::new(json)),
-            modified: true,
-            output: None,
+            tree_modified: true,
+            ..Value::default()
         }
     }
 
@@ -55,9 +63,39 @@ impl Value {
         self.raw.as_ref()
     }
 
-    /// True when the value was built or changed as JSON and so is serialized on output.
+    /// The value's current bytes when it is held as bytes (unmodified or spliced), `None` when it
+    /// is a tree (built or changed as JSON). Valid JSON only if the source's bytes were.
+    pub fn bytes(&self) -> Option<&Bytes> {
+        if self.tree_modified {
+            None
+        } else {
+            self.edited.as_ref().or(self.raw.as_ref())
+        }
+    }
+
+    /// True when the current bytes ([`Value::bytes`]) are known to be valid JSON: a scan
+    /// validated them ([`Value::set_checked`]) or they are a splice of valid JSON. Later scans
+    /// then only look for members, and line sinks write them without checking them again.
+    pub fn is_checked(&self) -> bool {
+        self.checked && self.bytes().is_some()
+    }
+
+    /// Records that a scan found the current bytes valid JSON, with the index of their root
+    /// object's members if it made one.
+    pub fn set_checked(&mut self, index: Option<crate::json::RootIndex>) {
+        self.checked = true;
+        self.index = index.map(Arc::new);
+    }
+
+    /// The index of the current bytes' root object, from the scan that checked them.
+    pub fn index(&self) -> Option<&crate::json::RootIndex> {
+        self.index.as_deref().filter(|_| self.is_checked())
+    }
+
+    /// True when the value was built or changed (as JSON or by splicing its bytes), so its
+    /// output differs from the original bytes.
     pub fn is_modified(&self) -> bool {
-        self.modified
+        self.tree_modified || self.edited.is_some()
     }
 
     /// The decoded JSON if it has been decoded already.
@@ -68,7 +106,7 @@ impl Value {
     /// Decodes the value (once) and returns it.
     pub fn json(&mut self) -> Result<&Json, DecodeError> {
         if self.json.is_none() {
-            let raw = self.raw.as_deref().unwrap_or(b"null");
+            let raw = self.bytes().map_or(&b"null"[..], |b| &b[..]);
             let parsed: Json =
                 serde_json::from_slice(raw).map_err(|e| DecodeError(e.to_string()))?;
             self.json = Some(Arc::new(parsed));
@@ -79,7 +117,8 @@ impl Value {
     /// Decodes the value (once) and returns it for modification; the value is then serialized on output.
     pub fn json_mut(&mut self) -> Result<&mut Json, DecodeError> {
         self.json()?;
-        self.modified = true;
+        self.tree_modified = true;
+        self.edited = None;
         self.output = None;
         let arc = self.json.as_mut().expect("decoded above");
         Ok(Arc::make_mut(arc))
@@ -88,7 +127,8 @@ impl Value {
     /// Replaces the value with new JSON (the original bytes stay available for dead letters).
     pub fn set_json(&mut self, json: Json) {
         self.json = Some(Arc::new(json));
-        self.modified = true;
+        self.tree_modified = true;
+        self.edited = None;
         self.output = None;
     }
 
@@ -96,6 +136,17 @@ impl Value {
     /// original bytes stay for dead letters, and output is serialized from the JSON.
     pub fn set_decoded(&mut self, json: Json) {
         self.set_json(json);
+    }
+
+    /// Sets the value to `bytes`, an edit of its current bytes that is valid JSON (a splice);
+    /// the original bytes stay for dead letters and any decoded tree is dropped.
+    pub fn set_spliced(&mut self, bytes: impl Into<Bytes>) {
+        self.edited = Some(bytes.into());
+        self.json = None;
+        self.tree_modified = false;
+        self.checked = true;
+        self.index = None;
+        self.output = None;
     }
 
     /// Sets the bytes a sink converter encoded; they are what `to_bytes` returns from now on,
@@ -112,14 +163,17 @@ impl Value {
     /// Replaces the value with new raw bytes that become the value's output, unparsed.
     pub fn set_bytes(&mut self, raw: impl Into<Bytes>) {
         self.raw = Some(raw.into());
+        self.edited = None;
         self.json = None;
-        self.modified = false;
+        self.tree_modified = false;
+        self.checked = false;
+        self.index = None;
         self.output = None;
     }
 
     /// The decoded JSON without caching it: borrowed when already decoded.
     pub fn decoded(&self) -> Result<Cow<'_, Json>, DecodeError> {
-        match (&self.json, &self.raw) {
+        match (&self.json, self.bytes()) {
             (Some(j), _) => Ok(Cow::Borrowed(j)),
             (None, Some(raw)) => serde_json::from_slice(raw)
                 .map(Cow::Owned)
@@ -128,18 +182,20 @@ impl Value {
         }
     }
 
-    /// The bytes to write out: the original bytes when unmodified, else the JSON serialization.
+    /// The bytes to write out: the converter's output, else the current bytes (original or
+    /// spliced), else the JSON serialization.
     pub fn to_bytes(&self) -> Bytes {
         if let Some(out) = &self.output {
             return out.clone();
         }
-        match (&self.raw, &self.json, self.modified) {
-            (Some(raw), _, false) => raw.clone(),
-            (_, Some(json), _) => {
+        if let Some(b) = self.bytes() {
+            return b.clone();
+        }
+        match &self.json {
+            Some(json) => {
                 Bytes::from(serde_json::to_vec(&**json).expect("JSON values always serialize"))
             }
-            (Some(raw), None, true) => raw.clone(),
-            (None, None, _) => Bytes::from_static(b"null"),
+            None => Bytes::from_static(b"null"),
         }
     }
 
@@ -149,22 +205,25 @@ impl Value {
             buf.extend_from_slice(out);
             return;
         }
-        match (&self.raw, &self.json, self.modified) {
-            (Some(raw), _, false) => buf.extend_from_slice(raw),
-            (_, Some(json), _) => {
+        if let Some(b) = self.bytes() {
+            buf.extend_from_slice(b);
+            return;
+        }
+        match &self.json {
+            Some(json) => {
                 serde_json::to_writer(&mut *buf, &**json).expect("JSON values always serialize")
             }
-            (Some(raw), None, true) => buf.extend_from_slice(raw),
-            (None, None, _) => buf.extend_from_slice(b"null"),
+            None => buf.extend_from_slice(b"null"),
         }
     }
 
-    /// Approximate output length in bytes, for batching by bytes, without serializing: a modified
-    /// value is estimated by its original size (serializing to measure would cost
+    /// Approximate output length in bytes, for batching by bytes, without serializing: a value
+    /// changed as a tree is estimated by its original size (serializing to measure would cost
     /// more than the batch limit it serves); a value built from JSON counts as 64 bytes.
     pub fn approx_size(&self) -> usize {
         self.output
             .as_ref()
+            .or(self.edited.as_ref())
             .or(self.raw.as_ref())
             .map_or(64, |r| r.len())
     }

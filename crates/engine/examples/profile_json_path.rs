@@ -1,7 +1,11 @@
-//! A fixed amount of work on the JSON path (parse → filter → mask → serialize) for profilers:
+//! A fixed amount of work on the JSON path for profilers, one of the four shapes of the
+//! criterion bench (`passthrough`, `filter`, `mask`, `full`: parse → filter → mask → serialize):
 //!
 //!     cargo build --release -p weir-engine --example profile_json_path
-//!     valgrind --tool=callgrind target/release/examples/profile_json_path 30000
+//!     valgrind --tool=callgrind target/release/examples/profile_json_path 30000 full
+//!
+//! Instructions per record are the difference between two record counts divided by the
+//! difference in records (that removes start-up and the corpus generation's fixed part).
 
 #[path = "../benches/fixtures/mod.rs"]
 mod fixtures;
@@ -12,12 +16,20 @@ use tokio_util::sync::CancellationToken;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(50_000);
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
+    let shape = match args.next().as_deref().unwrap_or("full") {
+        "passthrough" => fixtures::Shape::Passthrough,
+        "filter" => fixtures::Shape::Filter,
+        "mask" => fixtures::Shape::FilterMask,
+        "full" => fixtures::Shape::Full,
+        other => {
+            eprintln!("unknown shape {other:?}: passthrough, filter, mask or full");
+            std::process::exit(2);
+        }
+    };
     let records = fixtures::corpus(n);
-    let p = fixtures::pipeline(&records, fixtures::Shape::Full);
+    let p = fixtures::pipeline(&records, shape);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -141,7 +141,8 @@ hash_salt: "${HASH_SALT:-change-me}"
                 ));
             }
         };
-        Ok(Box::new(FieldsTransform {
+        let mut t = FieldsTransform {
+            splice: None,
             include,
             exclude,
             rename,
@@ -150,7 +151,9 @@ hash_salt: "${HASH_SALT:-change-me}"
             keep_last: self.keep_last,
             hash,
             salt,
-        }))
+        };
+        t.splice = super::SplicePlan::new(&t);
+        Ok(Box::new(t))
     }
 }
 

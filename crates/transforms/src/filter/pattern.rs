@@ -13,6 +13,7 @@ use std::cmp::Ordering;
 
 use ipnet::IpNet;
 use serde_json::{Map, Value as Json};
+use weir_core::json::{Kind, Scalar, Slot, Wanted, kind, scalar};
 
 use super::number;
 
@@ -37,8 +38,41 @@ fn err<T>(path: &str, message: impl Into<String>) -> R<T> {
 /// A compiled object pattern: every field rule must match, and one alternative of every `$or`.
 #[derive(Debug, Clone)]
 pub struct Pattern {
-    fields: Vec<(String, Rule)>,
+    /// Field name, rule, and the field's node in the filter's [`Wanted`] tree (for fields inside
+    /// `value`; `u32::MAX` until [`Pattern::want`] assigned it).
+    fields: Vec<(String, Rule, u32)>,
     ors: Vec<Vec<Pattern>>,
+}
+
+/// A value's bytes as a scan saw them: the document and the slots of the filter's wanted nodes.
+#[derive(Debug, Clone, Copy)]
+pub struct Scanned<'a> {
+    /// The document.
+    pub doc: &'a [u8],
+    /// One slot per node of the [`Wanted`] tree the scan used.
+    pub slots: &'a [Slot],
+}
+
+impl Scanned<'_> {
+    fn get(&self, node: u32) -> Option<&[u8]> {
+        let s = self.slots[node as usize];
+        s.is_found().then(|| s.value(self.doc))
+    }
+
+    /// The member at `node` decoded as a tree (for the rare arrays a rule meets).
+    fn tree(&self, node: u32) -> Option<Json> {
+        self.get(node)
+            .map(|v| serde_json::from_slice(v).expect("a scanned value is valid JSON"))
+    }
+}
+
+/// The record value a pattern is matched against.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueView<'a> {
+    /// Decoded already (or absent).
+    Tree(Option<&'a Json>),
+    /// Its bytes, scanned for the members the patterns name.
+    Scanned(Scanned<'a>),
 }
 
 #[derive(Debug, Clone)]
@@ -100,7 +134,7 @@ impl Pattern {
 
     /// The top-level field names the pattern looks at (to know whether the value must be decoded).
     pub fn top_fields(&self) -> impl Iterator<Item = &str> {
-        self.fields.iter().map(|(k, _)| k.as_str()).chain(
+        self.fields.iter().map(|(k, _, _)| k.as_str()).chain(
             self.ors
                 .iter()
                 .flatten()
@@ -112,11 +146,72 @@ impl Pattern {
     pub fn matches_with<'a>(&self, lookup: &dyn Fn(&str) -> Option<Cow<'a, Json>>) -> bool {
         self.fields
             .iter()
-            .all(|(k, rule)| rule.matches(lookup(k).as_deref()))
+            .all(|(k, rule, _)| rule.matches(lookup(k).as_deref()))
             && self
                 .ors
                 .iter()
                 .all(|alts| alts.iter().any(|p| p.matches_with(lookup)))
+    }
+
+    /// Adds the members this event-level pattern reads inside `value` to `wanted`, so that a
+    /// scan of the value's bytes finds them (see [`Pattern::matches_event`]).
+    pub fn want(&mut self, wanted: &mut Wanted) {
+        for (k, rule, node) in &mut self.fields {
+            if k == "value" {
+                *node = Wanted::ROOT;
+                if let Rule::Nested(p) = rule {
+                    p.want_below(wanted, Wanted::ROOT);
+                }
+            }
+        }
+        for alt in self.ors.iter_mut().flatten() {
+            alt.want(wanted);
+        }
+    }
+
+    fn want_below(&mut self, wanted: &mut Wanted, parent: u32) {
+        for (k, rule, node) in &mut self.fields {
+            *node = wanted.child(parent, k);
+            if let Rule::Nested(p) = rule {
+                p.want_below(wanted, *node);
+            }
+        }
+        for alt in self.ors.iter_mut().flatten() {
+            alt.want_below(wanted, parent);
+        }
+    }
+
+    /// Matches the event: `value` from `value`, the other top-level fields from `meta`. A
+    /// scanned value must have been scanned with the tree [`Pattern::want`] filled.
+    pub fn matches_event<'a>(
+        &self,
+        value: ValueView<'_>,
+        meta: &dyn Fn(&str) -> Option<Cow<'a, Json>>,
+    ) -> bool {
+        self.fields.iter().all(|(k, rule, _)| {
+            if k == "value" {
+                match value {
+                    ValueView::Tree(v) => rule.matches(v),
+                    ValueView::Scanned(s) => rule.matches_scanned(&s, Wanted::ROOT),
+                }
+            } else {
+                rule.matches(meta(k).as_deref())
+            }
+        }) && self
+            .ors
+            .iter()
+            .all(|alts| alts.iter().any(|p| p.matches_event(value, meta)))
+    }
+
+    /// Matches the object whose members' nodes are this pattern's fields.
+    fn matches_scanned(&self, s: &Scanned<'_>) -> bool {
+        self.fields
+            .iter()
+            .all(|(_, rule, node)| rule.matches_scanned(s, *node))
+            && self
+                .ors
+                .iter()
+                .all(|alts| alts.iter().any(|p| p.matches_scanned(s)))
     }
 
     /// Matches a JSON object.
@@ -188,7 +283,7 @@ fn compile_object(json: &Json, path: &str) -> R<Pattern> {
                 );
             }
         };
-        fields.push((k.clone(), rule));
+        fields.push((k.clone(), rule, u32::MAX));
     }
     if fields.is_empty() && ors.is_empty() {
         return err(
@@ -527,12 +622,33 @@ impl Wildcard {
 }
 
 /// Equality as patterns see it: numbers by exact value (`300` is `300.0`), the rest as JSON.
-fn num_eq(a: &Json, b: &Json) -> bool {
-    match (a, b) {
-        (Json::Number(x), Json::Number(y)) => {
-            number::compare(x.as_str(), y.as_str()) == Some(Ordering::Equal)
+fn num_eq(want: &Json, v: &Scalar<'_>) -> bool {
+    match (want, v) {
+        (Json::Number(x), Scalar::Number(y)) => {
+            number::compare(x.as_str(), y) == Some(Ordering::Equal)
         }
-        _ => a == b,
+        (Json::String(x), Scalar::String(y)) => x == y,
+        (Json::Bool(x), Scalar::Bool(y)) => x == y,
+        (Json::Null, Scalar::Null) => true,
+        _ => false,
+    }
+}
+
+/// A leaf of a decoded value as a scalar (`None` for arrays and objects).
+fn tree_scalar(v: &Json) -> Option<Scalar<'_>> {
+    Some(match v {
+        Json::Null => Scalar::Null,
+        Json::Bool(b) => Scalar::Bool(*b),
+        Json::Number(n) => Scalar::Number(n.as_str()),
+        Json::String(s) => Scalar::String(Cow::Borrowed(s)),
+        Json::Array(_) | Json::Object(_) => return None,
+    })
+}
+
+fn as_str<'s>(v: &'s Scalar<'_>) -> Option<&'s str> {
+    match v {
+        Scalar::String(s) => Some(s),
+        _ => None,
     }
 }
 
@@ -577,42 +693,65 @@ impl Rule {
                 let is_leaf = |v: &Json| !v.is_object() && !v.is_array();
                 matchers.iter().any(|m| match m {
                     Matcher::Exists(want) => *want == any_flattened(value, &mut |v| is_leaf(v)),
-                    m => any_flattened(value, &mut |v| is_leaf(v) && m.matches(v)),
+                    m => any_flattened(value, &mut |v| {
+                        tree_scalar(v).is_some_and(|s| m.matches(&s))
+                    }),
                 })
             }
+        }
+    }
+
+    /// The same verdict as [`Rule::matches`] on the member at `node` of a scanned value,
+    /// decoding only scalars (and, rarely, an array the rule meets).
+    fn matches_scanned(&self, s: &Scanned<'_>, node: u32) -> bool {
+        let v = s.get(node);
+        match self {
+            Rule::Nested(p) => match v.map(kind) {
+                Some(Kind::Object) => p.matches_scanned(s),
+                Some(Kind::Array) => self.matches(s.tree(node).as_ref()),
+                _ => p.matches(&Json::Object(Map::new())),
+            },
+            Rule::Leaf(matchers) => match v {
+                Some(b) if kind(b) == Kind::Scalar => {
+                    let leaf = scalar(b).expect("a scalar");
+                    matchers.iter().any(|m| match m {
+                        Matcher::Exists(want) => *want,
+                        m => m.matches(&leaf),
+                    })
+                }
+                Some(b) if kind(b) == Kind::Array => self.matches(s.tree(node).as_ref()),
+                _ => matchers.iter().any(|m| matches!(m, Matcher::Exists(false))),
+            },
         }
     }
 }
 
 impl Matcher {
-    fn matches(&self, v: &Json) -> bool {
+    fn matches(&self, v: &Scalar<'_>) -> bool {
         match self {
             Matcher::Exact(want) => num_eq(want, v),
-            Matcher::Prefix { text, ignore_case } => v.as_str().is_some_and(|s| {
+            Matcher::Prefix { text, ignore_case } => as_str(v).is_some_and(|s| {
                 if *ignore_case {
                     s.to_lowercase().starts_with(text.as_str())
                 } else {
                     s.starts_with(text.as_str())
                 }
             }),
-            Matcher::Suffix { text, ignore_case } => v.as_str().is_some_and(|s| {
+            Matcher::Suffix { text, ignore_case } => as_str(v).is_some_and(|s| {
                 if *ignore_case {
                     s.to_lowercase().ends_with(text.as_str())
                 } else {
                     s.ends_with(text.as_str())
                 }
             }),
-            Matcher::EqualsIgnoreCase(want) => {
-                v.as_str().is_some_and(|s| s.to_lowercase() == *want)
-            }
-            Matcher::Wildcard(w) => v.as_str().is_some_and(|s| w.matches(s)),
-            Matcher::Cidr(net) => v
-                .as_str()
+            Matcher::EqualsIgnoreCase(want) => as_str(v).is_some_and(|s| s.to_lowercase() == *want),
+            Matcher::Wildcard(w) => as_str(v).is_some_and(|s| w.matches(s)),
+            Matcher::Cidr(net) => as_str(v)
                 .and_then(|s| s.parse::<IpAddr>().ok())
                 .is_some_and(|ip| net.contains(&ip)),
             Matcher::Numeric(conds) => match v {
-                Json::Number(x) => conds.iter().all(|(op, bound)| {
-                    number::compare(x.as_str(), bound).is_some_and(|o| match op {
+                Scalar::Number(x) => conds.iter().all(|(op, bound)| {
+                    number::compare(x, bound).is_some_and(|o| match op {
                         Op::Eq => o == Ordering::Equal,
                         Op::Lt => o == Ordering::Less,
                         Op::Le => o != Ordering::Greater,
@@ -625,16 +764,17 @@ impl Matcher {
             Matcher::Exists(_) => unreachable!("handled by Rule::matches"),
             Matcher::AnythingBut(ab) => match ab {
                 AnythingBut::Values(vals) => {
-                    (v.is_string() || v.is_number()) && !vals.iter().any(|x| num_eq(x, v))
+                    matches!(v, Scalar::String(_) | Scalar::Number(_))
+                        && !vals.iter().any(|x| num_eq(x, v))
                 }
-                AnythingBut::Prefix(p) => v.as_str().is_some_and(|s| !s.starts_with(p.as_str())),
-                AnythingBut::Suffix(p) => v.as_str().is_some_and(|s| !s.ends_with(p.as_str())),
-                AnythingBut::EqualsIgnoreCase(vals) => v.as_str().is_some_and(|s| {
+                AnythingBut::Prefix(p) => as_str(v).is_some_and(|s| !s.starts_with(p.as_str())),
+                AnythingBut::Suffix(p) => as_str(v).is_some_and(|s| !s.ends_with(p.as_str())),
+                AnythingBut::EqualsIgnoreCase(vals) => as_str(v).is_some_and(|s| {
                     let l = s.to_lowercase();
                     !vals.contains(&l)
                 }),
                 AnythingBut::Wildcard(ws) => {
-                    v.as_str().is_some_and(|s| !ws.iter().any(|w| w.matches(s)))
+                    as_str(v).is_some_and(|s| !ws.iter().any(|w| w.matches(s)))
                 }
             },
         }

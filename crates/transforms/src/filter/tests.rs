@@ -461,3 +461,174 @@ proptest! {
         let _ = Pattern::compile(&p);
     }
 }
+
+// The scanning path against the tree path: the same verdicts and the same errors.
+
+/// JSON text over a few keys, with duplicate keys, escapes, spacing, nested arrays and every
+/// kind of value, so that patterns over the same keys often reach something.
+fn doc_text() -> impl Strategy<Value = String> {
+    let key = prop::sample::select(vec!["\"a\"", "\"b\"", "\"c\"", "\"\\u0061\"", "\"é\""]);
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        Just("false".to_owned()),
+        prop::sample::select(vec![
+            "0",
+            "-0",
+            "300",
+            "300.0",
+            "3e2",
+            "3E+2",
+            "-12.5",
+            "9007199254740993",
+            "9007199254740992",
+            "1e400",
+            "0.1",
+        ])
+        .prop_map(str::to_owned),
+        prop::sample::select(vec![
+            "\"\"",
+            "\"x\"",
+            "\"X\"",
+            "\"eu-west-1\"",
+            "\"EU-WEST-1\"",
+            "\"a\\\"b\"",
+            "\"\\u00e9t\\u00e9\"",
+            "\"Été\"",
+            "\"10.0.0.7\"",
+            "\"2001:db8::1\"",
+            "\"img.png\"",
+            "\"NL\"",
+            "\"XX\"",
+        ])
+        .prop_map(str::to_owned),
+    ];
+    leaf.prop_recursive(4, 32, 4, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(", "))),
+            prop::collection::vec((key.clone(), inner), 0..5).prop_map(|m| {
+                let body: Vec<String> = m.iter().map(|(k, v)| format!("{k} : {v}")).collect();
+                format!("{{ {} }}", body.join(","))
+            }),
+        ]
+    })
+}
+
+fn matcher() -> impl Strategy<Value = Json> {
+    let text = prop::sample::select(vec!["", "x", "eu-", "EU-", "-1", "é", "png", "a\"b", "été"]);
+    let num = prop::sample::select(vec![
+        json!(0),
+        json!(300),
+        json!(-12.5),
+        json!(9007199254740993u64),
+        json!(0.1),
+    ]);
+    prop_oneof![
+        text.clone().prop_map(|t| json!(t)),
+        num.clone(),
+        Just(json!(true)),
+        Just(json!(false)),
+        Just(Json::Null),
+        text.clone().prop_map(|t| json!({"prefix": t})),
+        text.clone().prop_map(|t| json!({"suffix": t})),
+        text.clone()
+            .prop_map(|t| json!({"prefix": {"equals-ignore-case": t}})),
+        text.clone().prop_map(|t| json!({"equals-ignore-case": t})),
+        text.clone().prop_map(|t| json!({"anything-but": t})),
+        num.clone().prop_map(|n| json!({"anything-but": [n]})),
+        text.clone()
+            .prop_map(|t| json!({"anything-but": {"prefix": t}})),
+        text.clone()
+            .prop_map(|t| json!({"anything-but": {"equals-ignore-case": [t]}})),
+        Just(json!({"anything-but": {"wildcard": "*.png"}})),
+        num.clone().prop_map(|n| json!({"numeric": [">=", n]})),
+        Just(json!({"numeric": [">", -13, "<=", 300]})),
+        any::<bool>().prop_map(|b| json!({"exists": b})),
+        Just(json!({"wildcard": "*e*"})),
+        Just(json!({"cidr": "10.0.0.0/24"})),
+        Just(json!({"cidr": "2001:db8::/32"})),
+    ]
+}
+
+fn pattern_for_value() -> impl Strategy<Value = Json> {
+    let key = prop::sample::select(vec!["a", "b", "c", "é"]).prop_map(str::to_owned);
+    let leaf_rule = prop::collection::vec(matcher(), 1..3).prop_map(Json::Array);
+    leaf_rule.prop_recursive(3, 12, 3, move |inner| {
+        prop_oneof![
+            prop::collection::btree_map(key.clone(), inner.clone(), 1..3)
+                .prop_map(|m| Json::Object(m.into_iter().collect())),
+            (prop::collection::btree_map(key.clone(), inner.clone(), 1..2),
+             prop::collection::btree_map(key.clone(), inner, 1..2))
+                .prop_map(|(a, b)| json!({"$or": [Json::Object(a.into_iter().collect()), Json::Object(b.into_iter().collect())]})),
+        ]
+    })
+}
+
+/// The tree path's verdict: the value decoded first, as every stage did before.
+fn tree_verdict(f: &FilterTransform, doc: &[u8]) -> Result<bool, String> {
+    let mut r = Record::from_bytes(doc.to_vec());
+    r.value.json().map_err(|e| e.to_string())?;
+    f.matches(&mut r).map_err(|e| e.to_string())
+}
+
+fn fast_verdict(f: &FilterTransform, doc: &[u8]) -> Result<bool, String> {
+    let mut r = Record::from_bytes(doc.to_vec());
+    let v = f.matches(&mut r).map_err(|e| e.to_string());
+    assert!(
+        r.value.parsed().is_none() || v.is_err(),
+        "the scan path builds no tree"
+    );
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    #[test]
+    fn scanning_and_decoding_give_the_same_verdicts(doc in doc_text(), p in pattern_for_value(), cut in any::<prop::sample::Index>()) {
+        let f = match FilterTransform::new(&[json!({"value": p})]) {
+            Ok(f) => f,
+            Err(_) => return Ok(()),
+        };
+        prop_assert_eq!(fast_verdict(&f, doc.as_bytes()), tree_verdict(&f, doc.as_bytes()), "{}", doc);
+        // Malformed: the same error message, so the same dead letter.
+        let cut = &doc.as_bytes()[..cut.index(doc.len())];
+        prop_assert_eq!(fast_verdict(&f, cut), tree_verdict(&f, cut));
+    }
+}
+
+#[test]
+fn malformed_values_fail_the_scan_path_with_the_decoder_s_error() {
+    let f = FilterTransform::new(&[json!({"value": {"a": [{"exists": true}]}})]).unwrap();
+    let deep = format!("{{\"a\":1,\"z\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+    let cases: Vec<&[u8]> = vec![
+        // Invalid JSON after the member the pattern reads: a filter that stopped there would
+        // keep the record instead of failing it.
+        br#"{"a": 1, "b": nope}"#,
+        br#"{"a": 1,}"#,
+        br#"{"a": 1} trailing"#,
+        // Not UTF-8, inside a string the pattern never reads.
+        b"{\"a\": 1, \"b\": \"\xff\xfe\"}",
+        // A lone surrogate escape.
+        br#"{"a": 1, "b": "\ud800"}"#,
+        // Nested past serde_json's limit.
+        deep.as_bytes(),
+    ];
+    for doc in cases {
+        let fast = fast_verdict(&f, doc);
+        let err = fast.clone().expect_err("malformed input is an error");
+        assert!(err.contains("not valid JSON"), "{err}");
+        // The same message as decoding gives (it names serde_json's line and column).
+        let decoded = serde_json::from_slice::<Json>(doc).unwrap_err().to_string();
+        assert!(err.ends_with(&decoded), "{err} vs {decoded}");
+        assert_eq!(fast, tree_verdict(&f, doc));
+    }
+    // Duplicate keys: the last one counts, as when decoded.
+    for (doc, want) in [
+        (&br#"{"a": 1, "a": {"x": 1}}"#[..], false),
+        (br#"{"a": {"x": 1}, "a": 1}"#, true),
+    ] {
+        assert_eq!(fast_verdict(&f, doc), Ok(want));
+        assert_eq!(tree_verdict(&f, doc), Ok(want));
+    }
+}

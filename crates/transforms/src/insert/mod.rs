@@ -4,6 +4,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value as Json;
+use weir_core::json::{Kind, ScanError, Slots, Splice, Wanted, kind, scan_value};
 use weir_core::path::{self, FieldPath, Root, Segment};
 use weir_core::template::{Template, TemplateContext};
 use weir_core::{BuildContext, BuildError, Flow, PluginConfig, Record, Transform, TransformError};
@@ -37,6 +38,9 @@ enum FieldValue {
 pub struct InsertTransform {
     pipeline: String,
     fields: Vec<(Vec<Segment>, FieldValue)>,
+    /// Per field, the keys of its path in a [`Wanted`] tree of their own, to splice the field
+    /// into the value's bytes (paths are keys only: wildcards are refused, indexes take the tree).
+    splice: Vec<Option<(Wanted, Vec<u32>)>>,
     headers: Vec<(String, Template)>,
     overwrite: bool,
 }
@@ -95,8 +99,22 @@ headers:
                     .map_err(|e| BuildError::at(format!("headers[{k:?}]"), e.to_string()))
             })
             .collect::<Result<_, _>>()?;
+        let splice = fields
+            .iter()
+            .map(|(segs, _)| {
+                let keys = weir_core::json::key_path(segs)?;
+                let mut wanted = Wanted::new();
+                let mut nodes = vec![Wanted::ROOT];
+                for k in keys {
+                    let parent = *nodes.last().expect("root");
+                    nodes.push(wanted.child(parent, k));
+                }
+                Some((wanted, nodes))
+            })
+            .collect();
         Ok(Box::new(InsertTransform {
             pipeline: cx.pipeline.to_string(),
+            splice,
             fields,
             headers,
             overwrite: self.overwrite,
@@ -133,15 +151,90 @@ impl Transform for InsertTransform {
                     .map_err(|e| TransformError::Fatal(e.to_string())),
             })
             .collect::<Result<_, _>>()?;
-        let v = record.value.json_mut()?;
-        for ((segs, _), value) in self.fields.iter().zip(rendered) {
-            if !self.overwrite && path::get(v, segs).is_some() {
+        // Into the bytes while they can be spliced, then as a tree for the rest.
+        let mut pending = rendered.into_iter().enumerate();
+        while let Some((i, value)) = pending.next() {
+            if self.splice_one(record, i, &value).is_some() {
                 continue;
             }
-            path::insert(v, segs, value)
-                .map_err(|e| TransformError::Fatal(format!("insert: {e}")))?;
+            let v = record.value.json_mut()?;
+            for (j, value) in std::iter::once((i, value)).chain(pending.by_ref()) {
+                let segs = &self.fields[j].0;
+                if !self.overwrite && path::get(v, segs).is_some() {
+                    continue;
+                }
+                path::insert(v, segs, value)
+                    .map_err(|e| TransformError::Fatal(format!("insert: {e}")))?;
+            }
         }
         Ok(Flow::Keep)
+    }
+}
+
+impl InsertTransform {
+    /// Sets field `i` by splicing the value's bytes; `None` when the tree path must do it (the
+    /// value is a tree or not valid JSON, a key on the path repeats, or a step meets a value
+    /// that is neither an object nor null, which the tree path reports).
+    fn splice_one(&self, record: &mut Record, i: usize, value: &Json) -> Option<()> {
+        let (wanted, nodes) = self.splice[i].as_ref()?;
+        let mut slots = Slots::for_wanted(wanted);
+        match scan_value(&mut record.value, wanted, slots.slots_mut())? {
+            Ok(info) if !info.duplicate => {}
+            Ok(_) | Err(ScanError::Invalid | ScanError::Unsupported) => return None,
+        }
+        let doc = record.value.bytes().expect("scanned bytes");
+        let slots = slots.slots();
+        let keys = weir_core::json::key_path(&self.fields[i].0).expect("a key path");
+        let deepest = nodes
+            .iter()
+            .rposition(|n| slots[*n as usize].is_found())
+            .expect("the root is always found");
+        let mut edits = Splice::new(doc);
+        let text = serde_json::to_vec(value).expect("JSON serializes");
+        if deepest == nodes.len() - 1 {
+            if !self.overwrite {
+                return Some(());
+            }
+            let s = slots[nodes[deepest] as usize];
+            edits.replace(s.start, s.end, &text);
+        } else {
+            let s = slots[nodes[deepest] as usize];
+            let at = s.value(doc);
+            // `"k1":{"k2":…value}` for the keys that are not there yet.
+            let write_member = |b: &mut Vec<u8>| {
+                let rest = &keys[deepest..];
+                for (j, k) in rest.iter().enumerate() {
+                    if j > 0 {
+                        b.push(b'{');
+                    }
+                    serde_json::to_writer(&mut *b, k).expect("strings serialize");
+                    b.push(b':');
+                }
+                b.extend_from_slice(&text);
+                b.extend(std::iter::repeat_n(b'}', rest.len() - 1));
+            };
+            match kind(at) {
+                Kind::Object => {
+                    let close = s.end - 1;
+                    let empty = at[1..at.len() - 1].iter().all(u8::is_ascii_whitespace);
+                    edits.replace_with(close, close, |b| {
+                        if !empty {
+                            b.push(b',');
+                        }
+                        write_member(b);
+                    });
+                }
+                Kind::Scalar if at == b"null" => edits.replace_with(s.start, s.end, |b| {
+                    b.push(b'{');
+                    write_member(b);
+                    b.push(b'}');
+                }),
+                _ => return None,
+            }
+        }
+        let out = edits.finish().expect("one edit");
+        record.value.set_spliced(out);
+        Some(())
     }
 }
 
