@@ -57,6 +57,7 @@ PARTS=3
 IN=soak-in
 OUT=soak-out
 TOOLS=$ROOT/tools/soak
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in tools/soak
 
 log() { echo "$(date -u +%H:%M:%S) soak: $*"; }
 now() { date +%s.%N; }
