@@ -522,3 +522,38 @@ fn kafka_options_that_carry_the_guarantee_are_refused_with_the_option_to_use() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A `topic_pattern` librdkafka's POSIX regex cannot run as Rust's `regex` reads it is refused
+/// where it is written; one that only looks different in POSIX (`\d`, `(?i)`) is translated and
+/// passes.
+#[test]
+fn a_topic_pattern_posix_cannot_express_is_refused_where_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (r"'\borders'", "word boundary"),
+        (r"'orders@eu'", "can never appear in a Kafka topic name"),
+        (r"'orders-(?=eu)'", "look-around"),
+        (r"'(?i)orders-\d+'", ""),
+    ];
+    for (pattern, want) in cases {
+        let f = write(
+            dir.path(),
+            "p.yaml",
+            &format!(
+                "pipelines:\n  p:\n    source:\n      type: kafka\n      bootstrap_servers: 127.0.0.1:9092\n      group_id: g\n      topic_pattern: {pattern}\n    sinks:\n      - {{ type: stdout }}\n"
+            ),
+        );
+        let out = weir().arg("validate").arg(&f).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if want.is_empty() {
+            assert!(out.status.success(), "{pattern} is valid: {err}");
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(2), "{pattern}: {err}");
+        assert!(err.contains(want), "{pattern}: {err}");
+        assert!(
+            err.contains("p.yaml:7:") && err.contains("topic_pattern"),
+            "located at the pattern (line 7): {err}"
+        );
+    }
+}

@@ -60,12 +60,17 @@ impl Weir {
 }
 
 fn spawn_weir(config: &Path, log: &Path, runner: &str) -> Weir {
+    spawn_weir_logging(config, log, runner, "info")
+}
+
+/// [`spawn_weir`] with a `RUST_LOG` filter of the test's own.
+fn spawn_weir_logging(config: &Path, log: &Path, runner: &str, filter: &str) -> Weir {
     Weir(Some(
         Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("run")
             .arg(config)
             .env("RUNNER", runner)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
@@ -299,8 +304,318 @@ async fn two_runners_in_one_group_split_the_partitions_and_deliver_everything_on
     }
 }
 
+/// A relay held to one write of 50 records at a time (each waits out its 100 ms linger: about
+/// 500 records/s per runner, so every step of a test lands mid-stream), reading 100 records at a
+/// time into two-batch buffers, so what is in flight at a rebalance (a few hundred records)
+/// finishes well within its 10 s `drain_timeout`.
+fn paced_relay(b: &str, input: &str, output: &str, group: &str) -> String {
+    format!(
+        r#"pipelines:
+  relay:
+    settings: {{ buffer_batches: 2 }}
+    source:
+      type: kafka
+      bootstrap_servers: "{b}"
+      topics: [{input}]
+      group_id: {group}
+      start_from: earliest
+      batch_records: 100
+      drain_timeout: 10s
+      # Small fetches per partition interleave the partitions, so each holds records in flight.
+      options: {{ "session.timeout.ms": 6000, "heartbeat.interval.ms": 500, "max.partition.fetch.bytes": 4096 }}
+    sinks:
+      - type: kafka
+        bootstrap_servers: "{b}"
+        topic: {output}
+        linger: 100ms
+        batch: {{ max_records: 50 }}
+        max_in_flight: 1
+        headers: {{ x-runner: "${{RUNNER:-one}}" }}
+"#
+    )
+}
+
+/// Every record of a topic now (by the high watermarks), with its headers.
+fn read_everything(b: &str, topic: &str, partitions: i32) -> Vec<Got> {
+    let want = produced_count(b, topic, partitions) as usize;
+    let got = consume_all(
+        b,
+        topic,
+        partitions,
+        want,
+        Duration::from_millis(200),
+        Duration::from_secs(60),
+    );
+    assert!(
+        got.len() >= want,
+        "read {} of the {want} records in {topic}",
+        got.len()
+    );
+    got
+}
+
+/// The group's committed offsets now, checked against the output read after them: every input
+/// record below a committed offset is already in the output (nothing committed before it was
+/// written). `seq_at` maps (partition, offset) of the input to the record's `seq`.
+fn committed_were_written(
+    b: &str,
+    group: &str,
+    input: &str,
+    output: &str,
+    seq_at: &HashMap<(i32, i64), u64>,
+    when: &str,
+) -> Vec<i64> {
+    let committed: Vec<i64> = committed(b, group, input, 6)
+        .into_iter()
+        .map(|o| o.unwrap_or(0))
+        .collect();
+    let written: HashSet<u64> = read_everything(b, output, 6).iter().map(seq).collect();
+    for (p, c) in committed.iter().enumerate() {
+        for o in 0..*c {
+            let s = seq_at[&(p as i32, o)];
+            assert!(
+                written.contains(&s),
+                "{when}: {input}[{p}] is committed at {c}, but offset {o} (seq {s}) is not in the output"
+            );
+        }
+    }
+    eprintln!(
+        "{when}: committed {committed:?}, {} distinct records written",
+        written.len()
+    );
+    committed
+}
+
+/// Waits until `topic` holds at least `n` records; fails if `weir` exits first.
+fn wait_for_output(b: &str, topic: &str, n: i64, runners: &mut [&mut Weir], what: &str) {
+    let start = Instant::now();
+    loop {
+        let have = produced_count(b, topic, 6);
+        if have >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{what}: only {have} of {n} records in {topic} after 90s"
+        );
+        for r in runners.iter_mut() {
+            if let Some(s) = r.child().try_wait().unwrap() {
+                panic!("{what}: weir exited early with {s}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runners join and leave while records are in flight: A alone, B joins mid-stream (partitions
+/// move while A holds unacknowledged records), A stops cleanly mid-stream, B is killed with
+/// SIGKILL mid-stream and restarted as C. Every record arrives; the only duplicates are records
+/// B had read and not committed when it was killed; and at every step the group's committed
+/// offsets cover only records already in the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_joining_and_leaving_mid_stream_lose_nothing_and_commit_only_what_was_written() {
+    const N: usize = 8000;
+    let broker = Broker::start();
+    let b = broker.addr();
+    let (input, output, group) = (unique("in"), unique("out"), unique("g"));
+    create_topics(&b, &[&input, &output], 6).await;
+    // Produced while the runners come and go, faster than one runner relays (about 500/s), so
+    // every partition has records in flight at every step. Record i goes to partition i % 6;
+    // chunks are produced one after another, so it lands at offset i / 6 (checked at the end).
+    let seq_at: HashMap<(i32, i64), u64> = (0..N as u64)
+        .map(|i| (((i % 6) as i32, (i / 6) as i64), i))
+        .collect();
+    let producer = tokio::spawn({
+        let (b, input) = (b.clone(), input.clone());
+        async move {
+            let msgs: Vec<Msg> = (0..N)
+                .map(|i| Msg {
+                    partition: Some((i % 6) as i32),
+                    ..Msg::new(format!("k{}", i % 50), json!({"seq": i}).to_string())
+                })
+                .collect();
+            for chunk in msgs.chunks(300) {
+                produce(&b, &input, chunk, &[]).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.yaml");
+    std::fs::write(&config, paced_relay(&b, &input, &output, &group)).unwrap();
+    let log = |name: &str| dir.path().join(format!("{name}.log"));
+    let log_text = |name: &str| std::fs::read_to_string(log(name)).unwrap_or_default();
+
+    // The source's commits and revokes are logged at debug.
+    let filter = "info,weir_sources::kafka::consumer=debug";
+    let mut a = spawn_weir_logging(&config, &log("a"), "a", filter);
+    wait_for_output(&b, &output, 1500, &mut [&mut a], "A alone");
+    let mut b_runner = spawn_weir_logging(&config, &log("b"), "b", filter);
+    // Cooperative rebalancing: A gives up partitions first, B gets them in a second round.
+    wait_for_log(&log("a"), "partitions revoked", Duration::from_secs(60));
+    wait_for_log(
+        &log("b"),
+        "partitions assigned: in-",
+        Duration::from_secs(60),
+    );
+    committed_were_written(&b, &group, &input, &output, &seq_at, "after B joined");
+    let at_join = produced_count(&b, &output, 6);
+    wait_for_output(
+        &b,
+        &output,
+        at_join + 1000,
+        &mut [&mut a, &mut b_runner],
+        "A and B",
+    );
+    assert!(
+        produced_count(&b, &output, 6) < N as i64,
+        "everything was relayed before A left; the test proves nothing"
+    );
+    let status = tokio::task::spawn_blocking(move || terminate(a))
+        .await
+        .unwrap();
+    assert!(status.success(), "A exited with {status}");
+    committed_were_written(&b, &group, &input, &output, &seq_at, "after A left");
+    let at_leave = produced_count(&b, &output, 6);
+    wait_for_output(
+        &b,
+        &output,
+        at_leave + 1500,
+        &mut [&mut b_runner],
+        "B alone",
+    );
+    let mut killed = b_runner.take();
+    killed.kill().unwrap(); // SIGKILL: no drain, no commit
+    killed.wait().unwrap();
+    let at_kill = produced_count(&b, &output, 6);
+    assert!(
+        (at_kill as usize) < N,
+        "everything was relayed before the kill; the test proves nothing"
+    );
+    let committed_at_kill =
+        committed_were_written(&b, &group, &input, &output, &seq_at, "after B was killed");
+
+    // Tansu 0.6.0 hands the partitions to a killed member that is still in the group (an empty
+    // assignment for the newcomer, seen for minutes); let B's 6 s session expire first.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let c = spawn_weir_logging(&config, &log("c"), "c", filter);
+    let got = tokio::task::spawn_blocking({
+        let (b, output) = (b.clone(), output.clone());
+        move || {
+            let distinct = |g: &[Got]| g.iter().map(seq).collect::<HashSet<_>>().len() >= N;
+            consume_until(
+                &b,
+                &output,
+                6,
+                distinct,
+                Duration::from_secs(3),
+                Duration::from_secs(120),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let status = tokio::task::spawn_blocking(move || terminate(c))
+        .await
+        .unwrap();
+    assert!(status.success(), "C exited with {status}");
+    producer.await.expect("the producer failed");
+    let layout: HashMap<(i32, i64), u64> = read_everything(&b, &input, 6)
+        .iter()
+        .map(|g| ((g.partition, g.offset), seq(g)))
+        .collect();
+    assert!(
+        layout == seq_at,
+        "the input is not laid out as the test assumed"
+    );
+
+    let mut copies: HashMap<u64, Vec<String>> = HashMap::new();
+    for g in &got {
+        copies
+            .entry(seq(g))
+            .or_default()
+            .push(g.headers.get("x-runner").cloned().unwrap_or_default());
+    }
+    let missing: Vec<u64> = (0..N as u64).filter(|s| !copies.contains_key(s)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} records lost (first few: {:?}); log of C:\n{}\nbroker log:\n{}",
+        missing.len(),
+        &missing[..missing.len().min(10)],
+        log_text("c"),
+        broker.log()
+    );
+    // Every drain finished in time (the premise of "no duplicates but the kill's").
+    for r in ["a", "b"] {
+        assert!(
+            !log_text(r).contains("will not finish"),
+            "{r} abandoned in-flight records at a rebalance:\n{}",
+            log_text(r)
+        );
+    }
+    // Duplicates: only records B had read and not committed when it was killed, written again
+    // by C; a revoke (B joining) or a clean leave (A) redelivers nothing.
+    let offset_of: HashMap<u64, (i32, i64)> = seq_at.iter().map(|(k, v)| (*v, *k)).collect();
+    let mut duplicates = 0;
+    for (s, runners) in &copies {
+        if runners.len() == 1 {
+            continue;
+        }
+        duplicates += runners.len() - 1;
+        let (p, o) = offset_of[s];
+        assert!(
+            runners.len() == 2
+                && runners.contains(&"b".to_owned())
+                && runners.contains(&"c".to_owned()),
+            "seq {s} ({input}[{p}]@{o}) written by {runners:?}: only B's uncommitted records may be written twice (by B and C); log of A:\n{}\nlog of B:\n{}",
+            log_text("a"),
+            log_text("b")
+        );
+        assert!(
+            o >= committed_at_kill[p as usize],
+            "seq {s} ({input}[{p}]@{o}) was committed before the kill (at {}) yet delivered again",
+            committed_at_kill[p as usize]
+        );
+    }
+    let by: HashMap<&str, usize> = ["a", "b", "c"]
+        .iter()
+        .map(|r| (*r, copies.values().flatten().filter(|x| x == r).count()))
+        .collect();
+    assert!(
+        by.values().all(|n| *n > 0),
+        "every runner must take part: {by:?}"
+    );
+    // A held unacknowledged records when B's arrival took partitions from it.
+    let revoke = log_text("a")
+        .lines()
+        .find(|l| l.contains("partitions revoked"))
+        .unwrap_or_default()
+        .to_owned();
+    let in_flight: usize = revoke
+        .split("; ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no in-flight count in A's revoke line: {revoke:?}"));
+    assert!(
+        in_flight > 0,
+        "A held nothing in flight when B joined; the test proves nothing: {revoke}"
+    );
+    eprintln!(
+        "join/leave/kill: written by {by:?}, {duplicates} duplicates after the kill (at {at_kill}); A's revoke: {revoke}"
+    );
+    let final_committed: i64 = committed(&b, &group, &input, 6)
+        .into_iter()
+        .map(|o| o.unwrap_or(0))
+        .sum();
+    assert_eq!(final_committed, N as i64);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_sink_keeps_the_consumer_in_its_group() {
+    // The pipeline's buffers hold about 50 of these (five stages of one 10-record batch), so the
+    // source meets a full pipeline for the last half.
     const N: usize = 100;
     let broker = Broker::start();
     let b = broker.addr();
@@ -310,7 +625,8 @@ async fn a_slow_sink_keeps_the_consumer_in_its_group() {
     // Every write of 10 records waits out a 4s linger, and the pipeline buffers hold one batch,
     // so the pipeline stays full for 4s at a time, longer than the 3s max.poll.interval.ms. A
     // source that waited on the full pipeline instead of pausing its partitions and polling on
-    // would be thrown out of its group (librdkafka's MAXPOLL) and its partitions reassigned.
+    // would be thrown out of its group (librdkafka's MAXPOLL) and its partitions reassigned; one
+    // that never paused would keep fetching into memory (the pause and resume lines below).
     let yaml = format!(
         r#"pipelines:
   slow:
@@ -336,7 +652,7 @@ async fn a_slow_sink_keeps_the_consumer_in_its_group() {
     let config = dir.path().join("slow.yaml");
     std::fs::write(&config, yaml).unwrap();
     let log = dir.path().join("slow.log");
-    let runner = spawn_weir(&config, &log, "slow");
+    let runner = spawn_weir_logging(&config, &log, "slow", "info,weir_sources::kafka=debug");
     let got = read_topic(
         &b,
         &output,
@@ -359,15 +675,30 @@ async fn a_slow_sink_keeps_the_consumer_in_its_group() {
         "MAXPOLL",
         "SESSTMOUT",
         "max.poll.interval",
+        "rebalance",
     ] {
         assert!(
             !running.contains(bad),
             "`{bad}` while the sink was slow:\n{text}"
         );
     }
+    // The source paused its partitions while the pipeline was full and resumed them when it
+    // had room, more than once.
+    let paused = running
+        .matches("the pipeline is full: paused 1 partitions")
+        .count();
+    let resumed = running
+        .matches("the pipeline has room: resumed 1 partitions")
+        .count();
+    assert!(
+        paused >= 2 && resumed >= 2,
+        "paused {paused} and resumed {resumed} times:\n{text}"
+    );
     let seqs: HashSet<u64> = got.iter().map(seq).collect();
     assert_eq!(seqs.len(), N);
     assert_eq!(got.len(), N, "records were redelivered");
+    let order: Vec<u64> = got.iter().map(seq).collect();
+    assert_eq!(order, (0..N as u64).collect::<Vec<_>>(), "in order");
 }
 
 /// Kafka → filter → `http` enrichment → `http` sink over HTTPS, `kill -9` mid-stream, restart:

@@ -213,6 +213,13 @@ pub trait Transform: Send + Sync {
         false
     }
 
+    /// The stage a failure here is reported as, in a dead letter's `__connect.errors.stage`
+    /// header and its error class: `transform` (the default), `enrich` for a lookup in another
+    /// system, `decode` and `encode` for the converters at the source and the sinks.
+    fn stage(&self) -> &'static str {
+        "transform"
+    }
+
     /// Processes a batch; one outcome per record, in order. The default calls `apply` per record.
     async fn apply_batch(&self, records: &mut [Record]) -> Vec<Result<Flow, TransformError>> {
         records.iter_mut().map(|r| self.apply(r)).collect()

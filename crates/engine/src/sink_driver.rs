@@ -265,9 +265,15 @@ pub async fn run_sink(
                             for (_, f) in &res.failed {
                                 stage.metrics.failed(&f.class, 1);
                             }
+                            let first = res.failed[0].1.clone();
                             let records: Vec<Record> = res.failed.into_iter().map(|(r, _)| r).collect();
                             fail_records(&records);
-                            route.shared.fail(format!("the dead-letter sink `{}` could not write {nfailed} record(s); they stay uncommitted", stage.name));
+                            route.shared.fail(format!(
+                                "the dead-letter sink `{}` could not write {nfailed} record(s) after {} attempt(s): {}; they stay uncommitted and are read again after a restart",
+                                stage.name,
+                                first.attempts,
+                                weir_core::redact::urls(&first.message)
+                            ));
                         } else {
                             route.route(stage.on_error, &stage.metrics, res.failed).await;
                         }

@@ -219,12 +219,14 @@ fn failure(
     StageFailure {
         stage,
         component: component.to_owned(),
-        class: if e.is_retriable() {
-            "weir.transform.RetriesExhausted"
-        } else {
-            "weir.transform.Fatal"
-        }
-        .into(),
+        class: format!(
+            "weir.{stage}.{}",
+            if e.is_retriable() {
+                "RetriesExhausted"
+            } else {
+                "Fatal"
+            }
+        ),
         message: e.message().to_owned(),
         attempts,
     }
@@ -296,7 +298,10 @@ async fn apply_batched(
             Ok(Flow::Drop) => *discarded += 1,
             // The split records share the original's ack.
             Ok(Flow::Split(v)) => out.extend(v),
-            Err(e) => failed.push((rec, failure("transform", &stage.name, &e, attempts))),
+            Err(e) => failed.push((
+                rec,
+                failure(stage.transform.stage(), &stage.name, &e, attempts),
+            )),
         }
     }
 }
@@ -328,9 +333,10 @@ pub async fn apply_stages(
                     Ok(Flow::Keep) => out.push(rec),
                     Ok(Flow::Drop) => discarded += 1,
                     Ok(Flow::Split(v)) => out.extend(v),
-                    Err((e, attempts)) => {
-                        failed.push((rec, failure("transform", &stage.name, &e, attempts)))
-                    }
+                    Err((e, attempts)) => failed.push((
+                        rec,
+                        failure(stage.transform.stage(), &stage.name, &e, attempts),
+                    )),
                 }
             }
         }

@@ -189,9 +189,12 @@ where
 
 /// A converter has no per-record form: the runner calls `apply_batch` because `is_batched`.
 macro_rules! batched_transform {
-    ($t:ty) => {
+    ($t:ty, $stage:literal) => {
         #[async_trait]
         impl Transform for $t {
+            fn stage(&self) -> &'static str {
+                $stage
+            }
             fn apply(&self, _: &mut Record) -> Result<Flow, TransformError> {
                 Err(TransformError::Fatal(
                     "converters run batched (is_batched); apply_batch was not used".into(),
@@ -210,8 +213,8 @@ macro_rules! batched_transform {
     };
 }
 
-batched_transform!(SourceConverter);
-batched_transform!(SinkConverter);
+batched_transform!(SourceConverter, "decode");
+batched_transform!(SinkConverter, "encode");
 
 /// Encodes keys and values before a sink writes them.
 pub struct SinkConverter {

@@ -66,14 +66,11 @@ fn partitions(
     Ok(out)
 }
 
-/// Compiles a subscription pattern for matching topic names.
+/// Compiles a subscription pattern for matching topic names, as the source subscribes it.
 pub fn topic_pattern(p: &str) -> Result<regex::Regex, AdminError> {
-    let anchored = if p.starts_with('^') {
-        p.to_owned()
-    } else {
-        format!("^{p}")
-    };
-    regex::Regex::new(&anchored).map_err(|e| AdminError(format!("topic_pattern: {e}")))
+    crate::TopicPattern::new(p)
+        .map(|t| t.regex)
+        .map_err(|e| AdminError(format!("topic_pattern: {e}")))
 }
 
 /// The group's committed offsets, the log end offsets and the lag of every partition.

@@ -341,7 +341,7 @@ async fn malformed_payloads_go_to_the_dlq_with_headers_and_original_bytes_while_
         assert_eq!(h["__connect.errors.topic"], input);
         assert_eq!(h["__connect.errors.partition"], "0");
         assert!(h["__connect.errors.offset"].parse::<u64>().unwrap() >= 50);
-        assert_eq!(h["__connect.errors.stage"], "transform");
+        assert_eq!(h["__connect.errors.stage"], "decode");
         assert_eq!(h["weir.errors.component"], "kafka.format");
         let msg = &h["__connect.errors.exception.message"];
         assert!(msg.contains(reason), "{key}: {msg}");

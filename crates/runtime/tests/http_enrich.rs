@@ -170,7 +170,7 @@ async fn a_retried_record_keeps_its_place_and_a_rejected_one_is_dead_lettered() 
         msg.contains("404") && msg.contains("no such customer"),
         "{msg}"
     );
-    assert_eq!(dead[0]["headers"]["__connect.errors.stage"], "transform");
+    assert_eq!(dead[0]["headers"]["__connect.errors.stage"], "enrich");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

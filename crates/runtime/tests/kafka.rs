@@ -271,8 +271,22 @@ async fn a_failed_dlq_write_stops_the_pipeline_and_leaves_the_offset_uncommitted
     );
 }
 
+/// Dead letters that compress well (so librdkafka, which sends a batch uncompressed when that is
+/// smaller, has a reason to compress them).
+fn compressible_poison(n: usize) -> Vec<Msg> {
+    (0..n)
+        .map(|i| {
+            Msg::new(
+                format!("poison-{i}"),
+                format!("{{not json {i} {}", "x".repeat(600)),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_input_of_every_codec_is_read_and_written_back_compressed() {
+    use weir_testkit::batches::{Codec, partition_batches};
     // Snappy needs the memory engine (see `Broker::start_in_memory`); every reader here starts at
     // offset 0 of a 200-record topic, which that engine serves correctly.
     let broker = Broker::start_in_memory();
@@ -281,18 +295,15 @@ async fn compressed_input_of_every_codec_is_read_and_written_back_compressed() {
     let mut yaml = String::from("pipelines:\n");
     let mut topics = Vec::new();
     for codec in codecs {
-        let (input, output) = (
+        let (input, output, dlq) = (
             unique(&format!("in-{codec}")),
             unique(&format!("out-{codec}")),
+            unique(&format!("dlq-{codec}")),
         );
-        create_topics(&b, &[&input, &output], 1).await;
-        produce(
-            &b,
-            &input,
-            &transactions(0, 200),
-            &[("compression.codec", codec)],
-        )
-        .await;
+        create_topics(&b, &[&input, &output, &dlq], 1).await;
+        let mut msgs = transactions(0, 200);
+        msgs.extend(compressible_poison(20));
+        produce(&b, &input, &msgs, &[("compression.codec", codec)]).await;
 
         yaml.push_str(&format!(
             r#"  relay-{codec}:
@@ -304,15 +315,17 @@ async fn compressed_input_of_every_codec_is_read_and_written_back_compressed() {
       start_from: earliest
       options:
         {FAST_GROUP}
+    transforms: [ {{ type: filter, patterns: [ {{ value: {{ seq: [ {{ exists: true }} ] }} }} ] }} ]
     sinks:
       - {{ type: kafka, bootstrap_servers: "{b}", topic: {output}, compression: {codec} }}
+    dlq: {{ type: kafka, bootstrap_servers: "{b}", topic: {dlq}, compression: {codec} }}
 "#,
             group = unique("g")
         ));
-        topics.push((codec, output));
+        topics.push((codec, input, output, dlq));
     }
     let (token, handle) = start(&yaml);
-    for (codec, output) in &topics {
+    for (codec, input, output, dlq) in &topics {
         let got = read_topic(
             &b,
             output,
@@ -325,6 +338,44 @@ async fn compressed_input_of_every_codec_is_read_and_written_back_compressed() {
         let expected: Vec<Vec<u8>> = transactions(0, 200).into_iter().map(|m| m.value).collect();
         let values: Vec<Vec<u8>> = got.into_iter().map(|g| g.raw).collect();
         assert_eq!(values, expected, "{codec}: records differ");
+        let dead = read_topic(
+            &b,
+            dlq,
+            1,
+            20,
+            Duration::from_millis(500),
+            Duration::from_secs(60),
+        )
+        .await;
+        let expected: Vec<Vec<u8>> = compressible_poison(20)
+            .into_iter()
+            .map(|m| m.value)
+            .collect();
+        let values: Vec<Vec<u8>> = dead.into_iter().map(|g| g.raw).collect();
+        assert_eq!(values, expected, "{codec}: dead letters differ");
+        // What the broker holds, read with a raw Fetch: every batch compressed with the codec,
+        // the input's (the test producer's) as well as what Weir wrote.
+        for (topic, records) in [(input, 220), (output, 200), (dlq, 20)] {
+            let (bb, t) = (b.clone(), topic.clone());
+            let batches = tokio::task::spawn_blocking(move || {
+                partition_batches(&bb, &t, 0, Duration::from_secs(30))
+            })
+            .await
+            .unwrap();
+            assert_eq!(
+                batches.iter().map(|h| h.records as usize).sum::<usize>(),
+                records,
+                "{topic}: {batches:?}"
+            );
+            for h in &batches {
+                assert_eq!(h.magic, 2, "{topic}: {h:?}");
+                assert_eq!(
+                    h.codec,
+                    Codec::named(codec),
+                    "{topic}: a batch is not {codec}-compressed: {h:?}"
+                );
+            }
+        }
     }
     stop(token, handle).await;
 }
@@ -543,5 +594,92 @@ async fn a_topic_matching_the_pattern_created_later_is_read_from_its_beginning()
         seqs,
         (0..100).collect::<Vec<_>>(),
         "the new topic, from its first record"
+    );
+}
+
+/// `topic_pattern` is Rust regex syntax, and librdkafka subscribes with POSIX regex.h, where `\d`
+/// is the letter `d`: passed through as written, `-\d$` would read `…-d` and miss `…-1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_pattern_escapes_mean_what_rust_regex_syntax_says() {
+    let broker = Broker::start();
+    let b = broker.addr();
+    let prefix = unique("tp");
+    let (digit, letter, output, group) = (
+        format!("{prefix}-1"),
+        format!("{prefix}-d"),
+        unique("out"),
+        unique("g"),
+    );
+    create_topics(&b, &[&digit, &letter, &output], 1).await;
+    produce(&b, &digit, &transactions(0, 50), &[]).await;
+    produce(&b, &letter, &transactions(1000, 50), &[]).await;
+    let yaml = source_with(
+        &b,
+        &group,
+        &format!("      topic_pattern: '{prefix}-\\d$'\n      start_from: earliest"),
+        &output,
+    );
+    let (token, handle) = start(&yaml);
+    // Until both topics' records could have arrived: 50 wanted, then 3 s with nothing more.
+    let got = read_topic(
+        &b,
+        &output,
+        1,
+        50,
+        Duration::from_secs(3),
+        Duration::from_secs(60),
+    )
+    .await;
+    stop(token, handle).await;
+    let mut seqs: Vec<u64> = got.iter().map(seq).collect();
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (0..50).collect::<Vec<_>>(),
+        "only {digit} matches `{prefix}-\\d$`, not {letter}"
+    );
+}
+
+/// A DLQ whose brokers are unreachable fails retriably; it used to be retried for ever, the
+/// pipeline stalled without a word. Now, after the DLQ's own retry budget (5 attempts when it
+/// sets no `retry:`), the pipeline stops saying why, and nothing is committed past the record
+/// the DLQ could not take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dlq_that_cannot_be_reached_stops_the_pipeline_after_its_retries() {
+    let broker = Broker::start();
+    let b = broker.addr();
+    let (input, output, group) = (unique("in"), unique("out"), unique("g"));
+    create_topics(&b, &[&input, &output], 1).await;
+    let mut msgs = transactions(0, 10);
+    msgs.insert(5, Msg::new("poison", "{not json"));
+    produce(&b, &input, &msgs, &[]).await;
+    // Nothing listens there: every DLQ write times out after message_timeout.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let filter = "[ { type: filter, patterns: [ { value: { country: [NL] } } ] } ]";
+    let mut yaml = pipeline(&b, &input, &group, filter, &kafka_sink(&b, &output));
+    yaml.push_str(&format!(
+        "    dlq: {{ type: kafka, bootstrap_servers: \"{nowhere}\", topic: dead, message_timeout: 2s }}\n"
+    ));
+    let rt = build(&yaml);
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(120), rt.run(Default::default()))
+        .await
+        .expect("the pipeline must stop by itself when the DLQ stays unreachable");
+    let err = result
+        .expect_err("an unreachable DLQ fails the pipeline")
+        .to_string();
+    assert!(
+        err.contains("relay") && err.contains("dead-letter") && err.contains("after 5 attempt(s)"),
+        "{err}"
+    );
+    assert!(err.contains("dead"), "the topic is named: {err}");
+    eprintln!(
+        "unreachable DLQ: stopped after {:?}: {err}",
+        started.elapsed()
+    );
+    let c = committed(&b, &group, &input, 1)[0];
+    assert!(
+        c.is_none_or(|o| o <= 5),
+        "committed {c:?} past the record the DLQ could not take"
     );
 }

@@ -20,7 +20,10 @@ use rdkafka::{Offset, TopicPartitionList};
 pub struct Broker {
     addr: String,
     child: Option<std::process::Child>,
-    _dir: tempfile::TempDir,
+    port: u16,
+    advertised: String,
+    storage: String,
+    dir: tempfile::TempDir,
 }
 
 /// The Tansu binary, from `WEIR_TANSU`.
@@ -86,25 +89,42 @@ impl Broker {
     }
 
     fn spawn(port: u16, advertised: &str, storage: &str) -> Broker {
-        // Storage in RAM where there is a tmpfs: SQLite's WAL checkpoints fsync, and on a disk
-        // shared with compilers and linkers one fsync can take seconds, long enough for group
-        // sessions to expire and the test to measure the disk instead of Weir.
-        let dir = tempfile::Builder::new()
-            .prefix("tansu-")
-            .tempdir_in("/dev/shm")
-            .or_else(|_| tempfile::tempdir())
+        let mut broker = Broker {
+            addr: format!("127.0.0.1:{port}"),
+            child: None,
+            port,
+            advertised: advertised.to_owned(),
+            storage: storage.to_owned(),
+            // Storage in RAM where there is a tmpfs: SQLite's WAL checkpoints fsync, and on a
+            // disk shared with compilers and linkers one fsync can take seconds, long enough for
+            // group sessions to expire and a test to measure the disk instead of Weir.
+            dir: tempfile::Builder::new()
+                .prefix("tansu-")
+                .tempdir_in("/dev/shm")
+                .or_else(|_| tempfile::tempdir())
+                .unwrap(),
+        };
+        broker.launch();
+        broker
+    }
+
+    /// Starts the process (again) on the same port and storage, and waits until it listens.
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("tansu.log"))
             .unwrap();
-        let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
         let child = std::process::Command::new(tansu_binary())
             .arg("broker")
             .arg("--listener-url")
-            .arg(format!("tcp://127.0.0.1:{port}"))
+            .arg(format!("tcp://127.0.0.1:{}", self.port))
             .arg("--advertised-listener-url")
-            .arg(format!("tcp://{advertised}"))
+            .arg(format!("tcp://{}", self.advertised))
             .arg("--storage-engine")
             // Tansu resolves the SQLite path against its working directory.
-            .arg(storage)
-            .current_dir(dir.path())
+            .arg(&self.storage)
+            .current_dir(self.dir.path())
             // Tansu reads RUST_LOG too: a debug filter meant for the tests logs gigabytes.
             // `WEIR_TANSU_LOG` sets the broker's own filter when a failure needs its side.
             .env(
@@ -115,14 +135,47 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("cannot start tansu");
-        let addr = format!("127.0.0.1:{port}");
-        let broker = Broker {
-            addr: addr.clone(),
-            child: Some(child),
-            _dir: dir,
+        self.child = Some(child);
+        wait_listening(&self.addr, Duration::from_secs(20));
+    }
+
+    /// Stops the broker (SIGTERM, then SIGKILL after 10 s) and waits until its port refuses
+    /// connections; [`Broker::restart`] starts it again with the same port and storage.
+    pub fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
         };
-        wait_listening(&addr, Duration::from_secs(20));
-        broker
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while c.try_wait().ok().flatten().is_none() {
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = c.kill();
+                let _ = c.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while std::net::TcpStream::connect(&self.addr).is_ok() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{} still accepts connections after the broker stopped",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a stopped broker again on the same port, with the same storage.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the broker is running; stop it first");
+        self.launch();
+    }
+
+    /// What the broker logged so far (warnings and errors, every run).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("tansu.log")).unwrap_or_default()
     }
 
     /// `host:port` clients connect to.
@@ -132,7 +185,7 @@ impl Broker {
 
     /// The last `lines` lines the broker logged (warnings and errors), for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self._dir.path().join("tansu.log")).unwrap_or_default();
+        let text = self.log();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }

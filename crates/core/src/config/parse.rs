@@ -10,7 +10,7 @@ use super::format::{FormatKind, Formats, SchemaRegistryConfig};
 use super::node::{Location, Node, NodeKind};
 use super::spec::{
     ComponentSpec, ErrorBudget, OnError, PIPELINE_KEYS, PipelineSettings, PipelineSpec,
-    SINK_RUNNER_KEYS, StageOptions, check_name, runner_keys,
+    RetryOptions, SINK_RUNNER_KEYS, StageOptions, check_name, runner_keys,
 };
 use crate::plugin::PluginKind;
 
@@ -336,6 +336,10 @@ impl Parser<'_> {
         let mut type_node = None;
         let mut name = None;
         let mut options = StageOptions::default();
+        if dlq {
+            // Overridden by the DLQ's own `retry:`; without one its retries are bounded.
+            options.retry = RetryOptions::dlq_default();
+        }
         let mut transforms = Vec::new();
         let mut format = None;
         let mut format_location = None;
@@ -371,7 +375,12 @@ impl Parser<'_> {
                 }
                 "transforms" => transforms = self.components(v, &kpath, PluginKind::Transform),
                 "batch" => options.batch = self.typed(v, &kpath).unwrap_or_default(),
-                "retry" => options.retry = self.typed(v, &kpath).unwrap_or_default(),
+                "retry" => {
+                    options.retry = self.typed(v, &kpath).unwrap_or_default();
+                    if dlq && v.get("max_attempts").is_none() {
+                        options.retry.max_attempts = RetryOptions::DLQ_MAX_ATTEMPTS;
+                    }
+                }
                 "max_in_flight" => {
                     options.max_in_flight = self.typed(v, &kpath);
                     if options.max_in_flight == Some(0) {
@@ -503,5 +512,40 @@ impl Parser<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{RetryOptions, load_str};
+
+    fn retries(dlq: &str) -> (i64, i64) {
+        let yaml = format!(
+            "pipelines:\n  p:\n    source: {{ type: stdin }}\n    sinks: [ {{ type: stdout }} ]\n    dlq: {dlq}\n"
+        );
+        let p = load_str("t.yaml", &yaml, &|_| None).unwrap().remove(0);
+        (
+            p.sinks[0].options.retry.max_attempts,
+            p.dlq.unwrap().options.retry.max_attempts,
+        )
+    }
+
+    #[test]
+    fn a_dlq_retries_a_bounded_number_of_times_unless_told_otherwise() {
+        assert_eq!(RetryOptions::DLQ_MAX_ATTEMPTS, 5);
+        // Sinks retry for ever by default; the DLQ 5 times, with or without other retry options.
+        assert_eq!(retries("{ type: stdout }"), (-1, 5));
+        assert_eq!(
+            retries("{ type: stdout, retry: { max_backoff: 1s } }"),
+            (-1, 5)
+        );
+        assert_eq!(
+            retries("{ type: stdout, retry: { max_attempts: 2 } }"),
+            (-1, 2)
+        );
+        assert_eq!(
+            retries("{ type: stdout, retry: { max_attempts: -1 } }"),
+            (-1, -1)
+        );
     }
 }

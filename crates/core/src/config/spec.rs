@@ -54,7 +54,8 @@ impl Default for BatchOptions {
 #[serde(deny_unknown_fields, default)]
 pub struct RetryOptions {
     /// Attempts in all, the first included; `-1` retries forever (the default: a sink that is
-    /// down stalls the pipeline by backpressure instead of losing or dead-lettering records).
+    /// down stalls the pipeline by backpressure instead of losing or dead-lettering records;
+    /// a `dlq:` sink defaults to 5, then the pipeline stops).
     pub max_attempts: i64,
     /// Backoff before the first retry.
     pub initial_backoff: HumanDuration,
@@ -68,6 +69,22 @@ impl Default for RetryOptions {
             max_attempts: -1,
             initial_backoff: HumanDuration::from_millis(100),
             max_backoff: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+impl RetryOptions {
+    /// Attempts of a `dlq:` sink without `retry:` of its own. A dead-letter queue that cannot
+    /// take records (its brokers unreachable) must not stall the pipeline for ever without a
+    /// word: after these attempts the pipeline stops, its failed records uncommitted.
+    pub const DLQ_MAX_ATTEMPTS: i64 = 5;
+
+    /// The retry options of a `dlq:` sink that sets none: [`RetryOptions::DLQ_MAX_ATTEMPTS`]
+    /// attempts with the default backoff.
+    pub fn dlq_default() -> Self {
+        RetryOptions {
+            max_attempts: Self::DLQ_MAX_ATTEMPTS,
+            ..RetryOptions::default()
         }
     }
 }

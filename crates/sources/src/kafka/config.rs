@@ -31,7 +31,10 @@ pub struct KafkaSourceConfig {
     /// Topics to consume (this or `topic_pattern`).
     #[serde(default)]
     pub topics: Vec<String>,
-    /// A regular expression; every matching topic is consumed, including ones created later.
+    /// A regular expression in Rust's `regex` syntax, anchored at the start (add `$` for the
+    /// end); every matching topic is consumed, including ones created later. It is translated
+    /// into the POSIX regex librdkafka subscribes with, so `\d`, `(?i)` and classes mean what
+    /// they mean in Rust; what POSIX cannot express (`\b`) is refused.
     #[serde(default)]
     pub topic_pattern: Option<String>,
     /// Consumer group; runners with the same group share the partitions.

@@ -99,6 +99,10 @@ impl SourceClient {
 
     /// Waits (up to the drain timeout) for the records in flight of `scope` to finish, then
     /// commits the finished offsets synchronously.
+    ///
+    /// Every commit point that moved meanwhile is also stored for librdkafka's automatic commit,
+    /// which runs again when the consumer closes and after a revoke: left at an older stored
+    /// offset, it would move the group's commit *back* and redeliver records already done.
     pub(super) fn drain_and_commit(
         &self,
         consumer: &BaseConsumer<SourceClient>,
@@ -107,7 +111,7 @@ impl SourceClient {
     ) {
         let deadline = Instant::now() + self.drain_timeout;
         let mut sh = self.lock();
-        sh.take_ready_acks();
+        let mut moved = sh.take_ready_acks();
         loop {
             let waiting = sh.in_flight(scope);
             if waiting == 0 {
@@ -127,10 +131,7 @@ impl SourceClient {
                 .handle
                 .block_on(async { tokio::time::timeout(wait, sh.acks.recv()).await })
             {
-                Ok(Some(done)) => {
-                    let mut moved = Vec::new();
-                    sh.apply(done, &mut moved);
-                }
+                Ok(Some(done)) => sh.apply(done, &mut moved),
                 Ok(None) | Err(_) => {
                     tracing::warn!(
                         source = %self.name,
@@ -141,7 +142,18 @@ impl SourceClient {
             }
         }
         let tpl = sh.offsets(scope);
+        for tp in scope {
+            if !moved.contains(tp) {
+                moved.push(tp.clone());
+            }
+        }
+        let stored = sh.offsets(&moved);
         drop(sh);
+        if stored.count() > 0
+            && let Err(e) = consumer.store_offsets(&stored)
+        {
+            tracing::debug!(source = %self.name, "{why}: cannot store offsets {stored:?}: {e}");
+        }
         if tpl.count() > 0 {
             match consumer.commit(&tpl, CommitMode::Sync) {
                 Ok(()) => tracing::debug!(source = %self.name, "{why}: committed {tpl:?}"),
@@ -196,7 +208,14 @@ impl ConsumerContext for SourceClient {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let scope = tps_of(tpl);
-            tracing::info!(source = %self.name, "partitions revoked: {}", describe(&scope));
+            // Acks already queued count as in flight here; the drain applies them first.
+            let in_flight = self.lock().in_flight(&scope);
+            tracing::info!(
+                source = %self.name,
+                "partitions revoked: {}; {in_flight} records read and not yet acknowledged get up to {:?} to finish before the commit",
+                describe(&scope),
+                self.drain_timeout
+            );
             self.drain_and_commit(consumer, &scope, "revoke");
             let mut sh = self.lock();
             for tp in &scope {

@@ -40,11 +40,9 @@ impl PluginConfig for KafkaSourceConfig {
                 ));
             }
             (_, Some(p)) => {
-                if let Err(e) = regex::Regex::new(p) {
-                    return Err(BuildError::at(
-                        "topic_pattern",
-                        format!("invalid regular expression: {e}"),
-                    ));
+                // Checked and translated as librdkafka will run it (POSIX, not Rust syntax).
+                if let Err(e) = weir_kafka::TopicPattern::new(p) {
+                    return Err(BuildError::at("topic_pattern", e.to_string()));
                 }
             }
             (false, None) => {

@@ -95,8 +95,12 @@ pub(super) fn consume(
     }
 
     let subscription: Vec<String> = match &source.config.topic_pattern {
-        Some(p) if p.starts_with('^') => vec![p.clone()],
-        Some(p) => vec![format!("^{p}")],
+        // Rust syntax as configured, POSIX for librdkafka (checked when the source was built).
+        Some(p) => vec![
+            weir_kafka::TopicPattern::new(p)
+                .map_err(|e| SourceError::Other(format!("topic_pattern: {e}")))?
+                .subscription,
+        ],
         None => source.config.topics.clone(),
     };
     let refs: Vec<&str> = subscription.iter().map(String::as_str).collect();
@@ -263,12 +267,15 @@ fn set_paused(consumer: &BaseConsumer<SourceClient>, pause: bool) {
     match r {
         Ok(()) => {
             sh.paused = pause;
-            tracing::debug!(
-                "{} {} partitions",
-                if pause { "paused" } else { "resumed" },
-                assignment.count()
-            );
+            let source = &consumer.context().name;
+            if pause {
+                tracing::debug!(%source, "the pipeline is full: paused {} partitions, polling goes on", assignment.count());
+            } else {
+                tracing::debug!(%source, "the pipeline has room: resumed {} partitions", assignment.count());
+            }
         }
-        Err(e) => tracing::warn!("cannot pause/resume partitions: {e}"),
+        Err(e) => {
+            tracing::warn!(source = %consumer.context().name, "cannot pause/resume partitions: {e}")
+        }
     }
 }

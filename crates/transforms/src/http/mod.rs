@@ -255,6 +255,10 @@ impl Transform for HttpTransform {
         ))
     }
 
+    fn stage(&self) -> &'static str {
+        "enrich"
+    }
+
     fn is_batched(&self) -> bool {
         true
     }

@@ -221,6 +221,10 @@ impl Transform for RedisTransform {
         ))
     }
 
+    fn stage(&self) -> &'static str {
+        "enrich"
+    }
+
     fn is_batched(&self) -> bool {
         true
     }
