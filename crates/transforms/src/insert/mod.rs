@@ -279,6 +279,77 @@ mod tests {
         assert_eq!(r.header("h"), Some(&b"old"[..]));
     }
 
+    fn doc_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let key = prop::sample::select(vec!["\"a\"", "\"b\"", "\"meta\"", "\"\\u0061\""]);
+        let leaf = prop::sample::select(vec!["null", "1E5", "\"s\"", "[1]", "{}", "{ }", "-0.0"])
+            .prop_map(str::to_owned);
+        leaf.prop_recursive(3, 16, 3, move |inner| {
+            prop::collection::vec((key.clone(), inner), 0..4).prop_map(|m| {
+                let body: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                format!("{{ {} }}", body.join(" , "))
+            })
+        })
+    }
+
+    /// The spliced result and the tree path's (decode, insert, serialize), or their errors.
+    fn both(t: &dyn Transform, doc: &str) -> (Result<String, String>, Result<String, String>) {
+        let run = |mut r: Record| {
+            t.apply(&mut r)
+                .map(|_| {
+                    serde_json::from_slice::<Json>(&r.value.to_bytes())
+                        .unwrap()
+                        .to_string()
+                })
+                .map_err(|e| e.to_string())
+        };
+        let fast = run(Record::from_bytes(doc.as_bytes().to_vec()));
+        let tree = match serde_json::from_str::<Json>(doc) {
+            Ok(j) => run(Record::from_json(j)),
+            Err(e) => Err(weir_core::record::DecodeError(e.to_string()).to_string()),
+        };
+        (fast, tree)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1500))]
+
+        #[test]
+        fn splicing_inserts_what_the_tree_path_inserts(
+            doc in doc_text(),
+            fields in proptest::sample::subsequence(vec![
+                ("value.meta.pipeline", "\"<weir.pipeline>\""),
+                ("value.a", "2"),
+                ("value.a.b", "{\"x\": [1, \"é\"]}"),
+                ("value.meta.n", "12345678901234567890123"),
+                ("value.b", "\"t\\\"q\""),
+            ], 1..4),
+            overwrite in proptest::bool::ANY,
+        ) {
+            let body: Vec<String> = fields.iter().map(|(p, v)| format!("  {p}: {v}")).collect();
+            let yaml = format!("fields:\n{}\noverwrite: {overwrite}\n", body.join("\n"));
+            let t = build(&yaml).unwrap();
+            let (fast, tree) = both(&*t, &doc);
+            proptest::prop_assert_eq!(fast, tree, "{}", yaml);
+            let cut = &doc[..doc.len() - 1];
+            let (fast, tree) = both(&*t, cut);
+            proptest::prop_assert_eq!(fast, tree);
+        }
+    }
+
+    #[test]
+    fn inserting_keeps_the_bytes_it_does_not_edit() {
+        let t = build("fields:\n  value.meta.v: 2\n  value.id: \"<$.value.id>\"\n").unwrap();
+        let doc = r#"{ "id" : 12345678901234567890123, "n": 1E5 , "meta" : { } }"#;
+        let mut r = Record::from_bytes(doc.as_bytes().to_vec());
+        t.apply(&mut r).unwrap();
+        // By hand: `v` goes into the empty `meta`; `id` is set to its own value, which the
+        // template renders with all its digits.
+        let want = doc.replace("{ }", "{ \"v\":2}");
+        assert_eq!(std::str::from_utf8(&r.value.to_bytes()).unwrap(), want);
+        assert!(r.value.parsed().is_none(), "no tree kept");
+    }
+
     #[test]
     fn rejects_bad_paths_and_templates() {
         assert!(
