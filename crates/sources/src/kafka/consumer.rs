@@ -143,6 +143,11 @@ impl SourceClient {
         let tpl = sh.offsets(scope);
         drop(sh);
         if tpl.count() > 0 {
+            // librdkafka's own commit on revoke and close sends the stored offsets: store these
+            // too, or it would commit the older ones over them (a commit point moved back).
+            if let Err(e) = consumer.store_offsets(&tpl) {
+                tracing::debug!(source = %self.name, "{why}: cannot store {tpl:?}: {e}");
+            }
             match consumer.commit(&tpl, CommitMode::Sync) {
                 Ok(()) => tracing::debug!(source = %self.name, "{why}: committed {tpl:?}"),
                 Err(e) => tracing::warn!(source = %self.name, "{why}: commit failed: {e}"),
