@@ -2,6 +2,7 @@
 //! that API, validate, list plugins, print the pipeline schema.
 
 mod ctl;
+mod dlq;
 mod serve;
 
 use std::path::PathBuf;
@@ -59,6 +60,8 @@ enum Command {
     },
     /// Operate a `weir serve` through its API (list, get, apply, delete, pause, …).
     Ctl(ctl::CtlArgs),
+    /// Dead-letter queues: `weir dlq redrive` sends their records again.
+    Dlq(dlq::DlqArgs),
     /// Check pipeline files without connecting to anything; exit status 2 on errors.
     Validate {
         /// Pipeline files or directories.
@@ -85,7 +88,7 @@ enum Command {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_FAILED: u8 = 1;
 pub(crate) const EXIT_CONFIG: u8 = 2;
 
 fn init_logging(cli: &Cli) {
@@ -174,6 +177,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve { args, threads } => async_runtime(threads)?.block_on(serve::serve(args)),
         Command::Ctl(args) => async_runtime(Some(1))?.block_on(ctl::ctl(args)),
+        Command::Dlq(args) => async_runtime(None)?.block_on(dlq::dlq(args, &registry)),
         Command::Plugins { name: None } => {
             for kind in [PluginKind::Source, PluginKind::Transform, PluginKind::Sink] {
                 println!("{}s:", kind.noun());

@@ -483,3 +483,76 @@ fn reference_docs_are_current() {
     );
     assert!(have.contains("### `sse`"), "the sse sink is documented");
 }
+
+/// The part of docs/reference.md about one plugin: from `### \`name\`` under `## kind` to the
+/// next heading.
+fn reference_section(md: &str, kind: &str, name: &str) -> String {
+    let from = md
+        .find(&format!("## {kind}\n"))
+        .unwrap_or_else(|| panic!("no ## {kind}"));
+    let rest = &md[from..];
+    let start = rest
+        .find(&format!("### `{name}`\n"))
+        .unwrap_or_else(|| panic!("no {kind} `{name}`"));
+    let body = &rest[start + 4..];
+    let end = body
+        .find("\n## ")
+        .into_iter()
+        .chain(body.find("\n### "))
+        .min();
+    body[..end.unwrap_or(body.len())].to_owned()
+}
+
+/// The reference tells every option, nested and per variant, with enum values (issue 13's
+/// examples, written out here as the reference must show them).
+#[test]
+fn the_reference_shows_nested_options_enum_values_and_the_pipeline_keys() {
+    let path = repo().join("docs/reference.md");
+    let md = std::fs::read_to_string(path).unwrap();
+    let sink = reference_section(&md, "Sinks", "http");
+    for row in [
+        r#"| `method` | "POST" \| "PUT" \| "PATCH" \| "DELETE" |"#,
+        r#"| `auth.type` | "basic" \| "bearer" \| "api_key" \| "oauth2" | **required** |"#,
+        "| `tls.ca_file` |",
+        "| `tls.insecure_skip_verify` | boolean | `false` |",
+        "| `auth.username` | string | **required** | With `type: basic`: User name. |",
+        "| `auth.token_url` |",
+        r#"| `auth.in` | "header" \| "query" |"#,
+        r#"| `batch_format` | "none" \| "json_array" \| "ndjson" |"#,
+    ] {
+        assert!(sink.contains(row), "the http sink lacks {row}:\n{sink}");
+    }
+    assert!(!sink.contains("object \\| object"), "{sink}");
+    let kafka = reference_section(&md, "Sources", "kafka");
+    for row in [
+        r#"| `sasl.mechanism` | "PLAIN" \| "SCRAM-SHA-256" \| "SCRAM-SHA-512" | **required** |"#,
+        "| `sasl.password` |",
+        "| `tls.verify_hostname` | boolean | `true` |",
+        r#"| `start_from` | "latest" \| "earliest" |"#,
+    ] {
+        assert!(
+            kafka.contains(row),
+            "the kafka source lacks {row}:\n{kafka}"
+        );
+    }
+    let enrich = reference_section(&md, "Transforms", "http");
+    assert!(enrich.contains("| `cache.ttl` |"), "{enrich}");
+    let budget = reference_section(&md, "Pipeline keys", "error_budget");
+    assert!(
+        budget.contains("| `error_budget.max_failed_ratio` | number | **required** |"),
+        "{budget}"
+    );
+    let settings = reference_section(&md, "Pipeline keys", "settings");
+    assert!(
+        settings.contains("| `settings.shutdown_timeout` | duration | `\"30s\"` |"),
+        "{settings}"
+    );
+    // `weir plugins` shows the same.
+    let out = weir().args(["plugins", "http"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(r#"auth.type ("basic" | "bearer" | "api_key" | "oauth2", required)"#),
+        "{text}"
+    );
+    assert!(text.contains("tls.ca_file ("), "{text}");
+}

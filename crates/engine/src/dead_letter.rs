@@ -40,6 +40,9 @@ pub mod headers {
     pub const COMPONENT: &str = "weir.errors.component";
     /// Attempts made.
     pub const ATTEMPTS: &str = "weir.errors.attempts";
+    /// When the record was dead-lettered, in milliseconds since the Unix epoch (what
+    /// `weir dlq redrive --since/--until` select on).
+    pub const TIMESTAMP: &str = "weir.errors.timestamp";
 }
 
 /// Turns a failed record into its dead letter: original value bytes restored when the source gave
@@ -69,6 +72,10 @@ pub fn dead_letter(mut record: Record, pipeline: &str, f: &StageFailure) -> Reco
     record.set_header(headers::PIPELINE, pipeline.to_owned());
     record.set_header(headers::COMPONENT, f.component.clone());
     record.set_header(headers::ATTEMPTS, f.attempts.to_string());
+    record.set_header(
+        headers::TIMESTAMP,
+        weir_core::time::now_millis().to_string(),
+    );
     record
 }
 
@@ -113,6 +120,15 @@ mod tests {
         assert_eq!(d.header(headers::STAGE), Some(&b"sink"[..]));
         assert_eq!(d.header(headers::MESSAGE), Some(&b"400 bad"[..]));
         assert_eq!(d.header(headers::COMPONENT), Some(&b"webhook"[..]));
+        let at: i64 = std::str::from_utf8(d.header(headers::TIMESTAMP).unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!((now - 60_000..=now).contains(&at), "{at} is when it failed");
         assert_eq!(d.meta.error.as_deref(), Some("sink `webhook`: 400 bad"));
     }
 }

@@ -19,6 +19,8 @@ pub struct PartitionPosition {
     pub partition: i32,
     /// The offset of the next record the group will read, when it has committed one.
     pub committed: Option<i64>,
+    /// The partition's first offset still retained (low watermark).
+    pub log_start: i64,
     /// The partition's log end offset (high watermark).
     pub log_end: i64,
     /// Records not yet consumed (`log_end - committed`), when there is a committed offset.
@@ -93,7 +95,7 @@ pub fn group_positions(
         .map_err(|e| AdminError(props.redact(&format!("cannot read the group's offsets: {e}"))))?;
     let mut out = Vec::new();
     for (t, p) in parts {
-        let (_, high) = c.fetch_watermarks(&t, p, timeout).map_err(|e| {
+        let (low, high) = c.fetch_watermarks(&t, p, timeout).map_err(|e| {
             AdminError(props.redact(&format!("cannot read {t}[{p}]'s offsets: {e}")))
         })?;
         let committed = committed
@@ -107,6 +109,7 @@ pub fn group_positions(
             topic: t,
             partition: p,
             committed,
+            log_start: low,
             log_end: high,
         });
     }

@@ -137,7 +137,13 @@ impl PipelineBuild<'_> {
         }
     }
 
-    fn pipeline(mut self) -> Result<BuiltPipeline, Vec<ConfigError>> {
+    fn pipeline(self) -> Result<BuiltPipeline, Vec<ConfigError>> {
+        self.pipeline_with(None)
+    }
+
+    /// Builds the pipeline; with `feed`, its source is replaced and stages are put in front of
+    /// its transforms (after the source's converter).
+    fn pipeline_with(mut self, feed: Option<Feed>) -> Result<BuiltPipeline, Vec<ConfigError>> {
         let p = self.p;
         let registry_ok = match formats::pipeline_registry(p) {
             Ok(s) => {
@@ -153,15 +159,19 @@ impl PipelineBuild<'_> {
             self.converter_errors.push(e);
             None
         });
-        let source = match self.build_component(&p.source) {
-            Ok(Built::Source(s)) => Some(s),
-            Ok(_) => unreachable!("registry returns the kind asked for"),
-            Err(e) => {
-                self.errors.push(e);
-                None
-            }
+        let (source, front) = match feed {
+            Some(f) => (Some(f.source), f.front),
+            None => match self.build_component(&p.source) {
+                Ok(Built::Source(s)) => (Some(s), Vec::new()),
+                Ok(_) => unreachable!("registry returns the kind asked for"),
+                Err(e) => {
+                    self.errors.push(e);
+                    (None, Vec::new())
+                }
+            },
         };
         let mut transforms: Vec<_> = decoder.into_iter().collect();
+        transforms.extend(front);
         for t in &p.transforms {
             transforms.extend(self.transform(t));
         }
@@ -197,6 +207,86 @@ impl PipelineBuild<'_> {
             pipeline,
             schemas: self.schemas,
         })
+    }
+}
+
+/// What replaces a pipeline's source when records are fed into its first stage from elsewhere
+/// (`weir dlq redrive`): the source, and stages that run before the pipeline's transforms.
+pub struct Feed {
+    /// The source in place of the pipeline's own.
+    pub source: Box<dyn weir_core::Source>,
+    /// Stages before the pipeline's transforms (after the source's converter, if it has one).
+    pub front: Vec<TransformStage>,
+}
+
+/// Builds one pipeline from its spec with its source replaced by `feed`: the same transforms,
+/// sinks, dead-letter queue, budget and settings as the pipeline itself. Nothing connects.
+pub fn build_fed(
+    spec: &PipelineSpec,
+    env: BuildEnv<'_>,
+    feed: Feed,
+) -> Result<BuiltPipeline, ConfigErrors> {
+    let mut warnings = Vec::new();
+    let build = PipelineBuild {
+        p: spec,
+        plugins: env.registry,
+        metrics: env.metrics,
+        schemas: None,
+        data_dir: env.data_dir,
+        errors: Vec::new(),
+        warnings: &mut warnings,
+        converter_errors: Vec::new(),
+    };
+    build.pipeline_with(Some(feed)).map_err(ConfigErrors)
+}
+
+/// Builds transforms written in `file` (not in a pipeline) as stages of `pipeline`: a failing
+/// record follows the stage's `on_error`, `stop` by default. Errors are located in `file`.
+pub fn build_transform_stages(
+    file: &weir_core::config::SourceFile,
+    specs: &[ComponentSpec],
+    pipeline: &Arc<str>,
+    env: BuildEnv<'_>,
+) -> Result<Vec<TransformStage>, ConfigErrors> {
+    let scope = BuildScope {
+        file,
+        pipeline,
+        data_dir: env.data_dir,
+        telemetry: env.metrics.telemetry(),
+    };
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    let mut stages = Vec::new();
+    for spec in specs {
+        if spec.options.on_error == Some(OnError::Dlq) {
+            errors.push(file.error(
+                spec.location,
+                format!("{}.on_error", spec.path),
+                "`on_error: dlq` is not available here: a letter whose fix-up fails stays in the dead-letter queue; use `stop` (the default) or `drop`",
+            ));
+            continue;
+        }
+        match env.registry.build(spec, scope, &mut warnings) {
+            Ok(Built::Transform(t)) => stages.push(TransformStage {
+                name: Arc::from(spec.name.as_str()),
+                transform: t,
+                options: spec.options,
+                on_error: spec.options.on_error.unwrap_or(OnError::Stop),
+                metrics: env.metrics.component(
+                    pipeline,
+                    &spec.name,
+                    spec.component_kind(),
+                    &spec.type_name,
+                ),
+            }),
+            Ok(_) => unreachable!("registry returns the kind asked for"),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(stages)
+    } else {
+        Err(ConfigErrors(errors))
     }
 }
 

@@ -34,25 +34,92 @@ fn resolve<'a>(v: &'a Json, root: &'a Json) -> &'a Json {
     v
 }
 
+/// The alternatives of a `oneOf` / `anyOf` other than `null` (an `Option` adds a `null` one).
+fn alternatives<'a>(v: &'a Json, root: &'a Json) -> Option<Vec<&'a Json>> {
+    let alts = v
+        .get("oneOf")
+        .or_else(|| v.get("anyOf"))
+        .and_then(Json::as_array)?;
+    Some(
+        alts.iter()
+            .map(|a| resolve(a, root))
+            .filter(|a| a.get("type") != Some(&json!("null")))
+            .collect(),
+    )
+}
+
+/// The schema itself, or the one schema an `Option` wraps (`anyOf: [T, null]`).
+fn unwrap_option<'a>(v: &'a Json, root: &'a Json) -> &'a Json {
+    let v = resolve(v, root);
+    match alternatives(v, root) {
+        Some(alts) if alts.len() == 1 && v.get("properties").is_none() => alts[0],
+        _ => v,
+    }
+}
+
+/// A struct's properties, when the schema is an object with named fields.
+fn properties(v: &Json) -> Option<&Map<String, Json>> {
+    v.get("properties").and_then(Json::as_object)
+}
+
+/// An internally tagged enum (`#[serde(tag = "type")]`): every alternative an object whose tag
+/// property is a constant. Returns the tag's name and the alternatives with their tag values.
+fn tagged_union<'a>(v: &'a Json, root: &'a Json) -> Option<(&'a str, Vec<(String, &'a Json)>)> {
+    let alts = alternatives(v, root)?;
+    let first = properties(alts.first()?)?;
+    let tag = first
+        .iter()
+        .find_map(|(k, p)| constant(p).map(|_| k.as_str()))?;
+    let variants = alts
+        .iter()
+        .map(|a| {
+            let value = constant(properties(a)?.get(tag)?)?;
+            Some((
+                value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned),
+                *a,
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((tag, variants))
+}
+
+/// The value a schema allows, when it allows exactly one (`const`, or a one-value `enum`).
+fn constant(v: &Json) -> Option<&Json> {
+    v.get("const")
+        .or_else(|| match v.get("enum").and_then(Json::as_array) {
+            Some(e) if e.len() == 1 => e.first(),
+            _ => None,
+        })
+}
+
+/// A type in words: `string`, `list of string`, `duration`, `map`, `object`, or an enum's
+/// values as they are written in JSON (`"POST" | "PUT"`).
 fn type_label(v: &Json, root: &Json) -> String {
     let v = resolve(v, root);
+    if let Some(c) = constant(v) {
+        return c.to_string();
+    }
     if let Some(e) = v.get("enum").and_then(Json::as_array) {
         return e
             .iter()
-            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+            .filter(|x| !x.is_null())
+            .map(Json::to_string)
             .collect::<Vec<_>>()
             .join(" | ");
     }
-    if let Some(alts) = v
-        .get("oneOf")
-        .or_else(|| v.get("anyOf"))
-        .and_then(Json::as_array)
-    {
-        let parts: Vec<String> = alts
-            .iter()
-            .map(|a| type_label(a, root))
-            .filter(|t| t != "null")
-            .collect();
+    if tagged_union(v, root).is_some() {
+        return "object".into();
+    }
+    if let Some(alts) = alternatives(v, root) {
+        let mut parts: Vec<String> = Vec::new();
+        for a in alts {
+            let t = type_label(a, root);
+            if !parts.contains(&t) {
+                parts.push(t);
+            }
+        }
         return parts.join(" | ");
     }
     if v.get("title").and_then(Json::as_str) == Some("Duration")
@@ -77,6 +144,80 @@ fn type_label(v: &Json, root: &Json) -> String {
     }
 }
 
+fn description_of(v: &Json) -> String {
+    v.get("description")
+        .and_then(Json::as_str)
+        .unwrap_or("")
+        .replace('\n', " ")
+}
+
+/// Appends the options of an object schema, and of every object nested in it, as dotted names
+/// (`tls.ca_file`). A tagged enum (`auth`) gets a row for its tag (`auth.type`, with the values)
+/// and then each variant's own options, described with the variant they belong to.
+fn collect_options(obj: &Json, root: &Json, prefix: &str, when: &str, out: &mut Vec<OptionDoc>) {
+    let required: Vec<&str> = obj
+        .get("required")
+        .and_then(Json::as_array)
+        .map(|r| r.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    let Some(props) = properties(obj) else {
+        return;
+    };
+    for (name, p) in props {
+        let full = format!("{prefix}{name}");
+        let mut description = description_of(p);
+        if description.is_empty() {
+            description = description_of(unwrap_option(p, root));
+        }
+        out.push(OptionDoc {
+            name: full.clone(),
+            ty: type_label(p, root),
+            required: required.contains(&name.as_str()),
+            default: p.get("default").map(|d| d.to_string()),
+            description: format!("{when}{description}"),
+        });
+        let inner = unwrap_option(p, root);
+        if let Some((tag, variants)) = tagged_union(inner, root) {
+            let values: Vec<String> = variants
+                .iter()
+                .map(|(v, _)| Json::String(v.clone()).to_string())
+                .collect();
+            let kinds: Vec<String> = variants
+                .iter()
+                .map(|(v, a)| format!("`{v}`: {}", description_of(a).trim_end_matches('.')))
+                .collect();
+            out.push(OptionDoc {
+                name: format!("{full}.{tag}"),
+                ty: values.join(" | "),
+                required: true,
+                default: None,
+                description: format!(
+                    "{when}Which kind, each with its own options below. {}.",
+                    kinds.join("; ")
+                ),
+            });
+            for (value, variant) in &variants {
+                let mut own = (*variant).clone();
+                if let Some(o) = own.get_mut("properties").and_then(Json::as_object_mut) {
+                    o.remove(tag);
+                }
+                let when = format!("{when}With `{tag}: {value}`: ");
+                collect_options(&own, root, &format!("{full}."), &when, out);
+            }
+        } else if properties(inner).is_some() {
+            collect_options(inner, root, &format!("{full}."), when, out);
+        }
+    }
+}
+
+/// The options of a schema (a plugin's, or a pipeline key's such as `settings`), nested ones
+/// included.
+pub fn schema_options(schema: &Json) -> Vec<OptionDoc> {
+    let mut out = Vec::new();
+    collect_options(schema, schema, "", "", &mut out);
+    out
+}
+
 /// The options of a plugin, from its JSON Schema.
 pub fn options(entry: &PluginEntry) -> (String, Vec<OptionDoc>) {
     let schema = (entry.schema)();
@@ -86,28 +227,7 @@ pub fn options(entry: &PluginEntry) -> (String, Vec<OptionDoc>) {
         .and_then(Json::as_str)
         .unwrap_or("")
         .to_owned();
-    let required: Vec<&str> = root
-        .get("required")
-        .and_then(Json::as_array)
-        .map(|r| r.iter().filter_map(Json::as_str).collect())
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    if let Some(props) = root.get("properties").and_then(Json::as_object) {
-        for (name, p) in props {
-            out.push(OptionDoc {
-                name: name.clone(),
-                ty: type_label(p, root),
-                required: required.contains(&name.as_str()),
-                default: p.get("default").map(|d| d.to_string()),
-                description: p
-                    .get("description")
-                    .and_then(Json::as_str)
-                    .unwrap_or("")
-                    .replace('\n', " "),
-            });
-        }
-    }
-    (description, out)
+    (description, schema_options(root))
 }
 
 /// `weir plugins <type>` text.
@@ -176,6 +296,21 @@ pub fn reference_markdown(registry: &Registry) -> String {
     s.push_str("| `on_error` | transforms, sinks | `dlq` \\| `drop` \\| `stop` (\\| `keep` for transforms); default `dlq` with a pipeline `dlq`, else `stop` |\n");
     s.push_str("| `format` | sources, sinks | key and value converters, `{ key: ..., value: ... }`, each `json` \\| `avro` \\| `string` \\| `bytes` or a mapping with options; default key `string`, value `json` ([formats](connectors/formats.md)) |\n\n");
     s.push_str("`schema_registry:` (at the top of a file for every pipeline in it, or in a pipeline) is the Confluent-compatible Schema Registry `avro` formats use: `url` (one, or a list for failover), `basic_auth: { username, password }`, `bearer_token`, `tls: { ca_file, cert_file, key_file }`, `timeout` (10s). See [formats](connectors/formats.md).\n\n");
+    s.push_str("## Pipeline keys\n\nBesides `source`, `transforms`, `sinks` and `dlq`, a pipeline takes these keys.\n\n");
+    for (key, schema) in [
+        ("error_budget", schema_of::<ErrorBudget>()),
+        ("settings", schema_of::<PipelineSettings>()),
+    ] {
+        s.push_str(&format!(
+            "### `{key}`\n\n{}\n\n",
+            schema
+                .get("description")
+                .and_then(Json::as_str)
+                .unwrap_or("")
+                .trim()
+        ));
+        s.push_str(&options_table(&schema_options(&schema), &format!("{key}.")));
+    }
     for kind in [PluginKind::Source, PluginKind::Transform, PluginKind::Sink] {
         s.push_str(&format!("## {}s\n\n", capitalize(kind.noun())));
         for e in registry.entries().filter(|e| e.kind == kind) {
@@ -186,29 +321,36 @@ pub fn reference_markdown(registry: &Registry) -> String {
                 e.summary,
                 description.trim()
             ));
-            if !opts.is_empty() {
-                s.push_str("| option | type | default | description |\n|---|---|---|---|\n");
-                for o in &opts {
-                    let d = if o.required {
-                        "**required**".to_owned()
-                    } else {
-                        o.default
-                            .as_deref()
-                            .map_or("none".into(), |d| format!("`{d}`"))
-                    };
-                    s.push_str(&format!(
-                        "| `{}` | {} | {} | {} |\n",
-                        o.name,
-                        o.ty.replace('|', "\\|"),
-                        d,
-                        o.description.replace('|', "\\|")
-                    ));
-                }
-                s.push('\n');
-            }
+            s.push_str(&options_table(&opts, ""));
             s.push_str(&format!("```yaml\n{}```\n\n", e.example));
         }
     }
+    s
+}
+
+/// A Markdown table of options, each name after `prefix` (`error_budget.`).
+fn options_table(opts: &[OptionDoc], prefix: &str) -> String {
+    if opts.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("| option | type | default | description |\n|---|---|---|---|\n");
+    for o in opts {
+        let d = if o.required {
+            "**required**".to_owned()
+        } else {
+            o.default
+                .as_deref()
+                .map_or("none".into(), |d| format!("`{d}`"))
+        };
+        s.push_str(&format!(
+            "| `{prefix}{}` | {} | {} | {} |\n",
+            o.name,
+            o.ty.replace('|', "\\|"),
+            d,
+            o.description.replace('|', "\\|")
+        ));
+    }
+    s.push('\n');
     s
 }
 

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod docs;
 pub mod formats;
+pub mod redrive;
 pub mod store;
 pub mod supervisor;
 

@@ -279,6 +279,64 @@ async fn a_4xx_poison_record_goes_to_the_dlq_with_status_and_body_while_the_rest
     assert_eq!(h["__connect.errors.stage"], "sink");
 }
 
+/// An `http` sink as the `dlq:` sends the envelope, error headers included, as the body: the
+/// receiver learns why each record failed (docs/decisions.md). `envelope: false` sends the bare
+/// value, as a sink does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_dlq_receives_each_dead_letter_as_an_envelope_with_its_error_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let target = Https::start(dir.path(), None, |s, _| {
+        if seq(s) % 5 == 2 {
+            Answer::status(422).body(r#"{"error":"unknown customer"}"#)
+        } else {
+            Answer::ok()
+        }
+    })
+    .await;
+    let inp = input(dir.path(), 20);
+    let sink = format!(
+        "{{ type: http, name: webhook, url: \"{}/e\", tls: {{ ca_file: \"{}\" }} }}",
+        target.url,
+        ca(dir.path())
+    );
+    for envelope in [None, Some(false)] {
+        let dlq_server = Https::start(dir.path(), None, |_, _| Answer::ok()).await;
+        let opt = envelope.map_or(String::new(), |e| format!(", envelope: {e}"));
+        let dlq = format!(
+            "    dlq: {{ type: http, url: \"{}/dead\", tls: {{ ca_file: \"{}\" }}{opt} }}\n",
+            dlq_server.url,
+            ca(dir.path())
+        );
+        run_to_end(&pipeline(&inp, &sink, &dlq)).await.unwrap();
+        let dead = dlq_server.seen();
+        assert_eq!(dead.len(), 4, "records 2, 7, 12 and 17 failed");
+        for (d, want) in dead.iter().zip([2, 7, 12, 17]) {
+            assert_eq!(d.path, "/dead");
+            assert_eq!(d.headers["content-type"], "application/json");
+            let body = d.json();
+            if envelope == Some(false) {
+                assert_eq!(body["seq"], want, "the bare value: {body}");
+                assert!(body.get("headers").is_none(), "{body}");
+                continue;
+            }
+            assert_eq!(body["value"]["seq"], want, "the original value: {body}");
+            assert_eq!(body["partition"], 0);
+            assert_eq!(body["offset"], want, "the line of the input file");
+            let h = &body["headers"];
+            assert_eq!(h["__connect.errors.stage"], "sink", "{body}");
+            assert_eq!(h["weir.errors.component"], "webhook", "{body}");
+            assert_eq!(h["weir.errors.pipeline"], "p", "{body}");
+            assert_eq!(h["__connect.errors.offset"], want.to_string(), "{body}");
+            let msg = h["__connect.errors.exception.message"].as_str().unwrap();
+            assert!(
+                msg.contains("422") && msg.contains("unknown customer"),
+                "{msg}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_auth_type_is_sent_and_secrets_come_from_files() {
     let dir = tempfile::tempdir().unwrap();

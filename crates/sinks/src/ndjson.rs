@@ -11,36 +11,42 @@ use weir_core::event::{EVENT_FIELDS, meta_field};
 /// `envelope` the object `{topic, partition, offset, timestamp, key, headers, value}`.
 pub fn write_line(record: &Record, envelope: bool, buf: &mut Vec<u8>) {
     if envelope {
-        buf.push(b'{');
-        let mut first = true;
-        for name in EVENT_FIELDS.iter().filter(|n| **n != "value") {
-            if let Some(v) = meta_field(record, name) {
-                if !first {
-                    buf.push(b',');
-                }
-                first = false;
-                serde_json::to_writer(&mut *buf, name).expect("strings serialize");
-                buf.push(b':');
-                serde_json::to_writer(&mut *buf, &v).expect("JSON serializes");
-            }
-        }
-        if !first {
-            buf.push(b',');
-        }
-        let start = buf.len();
-        buf.extend_from_slice(b"\"value\":");
-        if !write_value(record, buf) {
-            buf.truncate(start);
-            buf.extend_from_slice(b"\"value_base64\":");
-            write_base64(record, buf);
-        }
-        buf.extend_from_slice(b"}\n");
-    } else {
-        if !write_value(record, buf) {
-            write_base64(record, buf);
-        }
-        buf.push(b'\n');
+        write_envelope(record, buf);
+    } else if !write_value(record, buf) {
+        write_base64(record, buf);
     }
+    buf.push(b'\n');
+}
+
+/// Appends the record as the JSON object `{topic, partition, offset, timestamp, key, headers,
+/// value}` (fields it does not have left out), on one line and without a newline. A value that
+/// is JSON is written as it is, text as a JSON string, other bytes as base64 under
+/// `value_base64`. Line sinks and the `http` sink write dead letters this way.
+pub fn write_envelope(record: &Record, buf: &mut Vec<u8>) {
+    buf.push(b'{');
+    let mut first = true;
+    for name in EVENT_FIELDS.iter().filter(|n| **n != "value") {
+        if let Some(v) = meta_field(record, name) {
+            if !first {
+                buf.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut *buf, name).expect("strings serialize");
+            buf.push(b':');
+            serde_json::to_writer(&mut *buf, &v).expect("JSON serializes");
+        }
+    }
+    if !first {
+        buf.push(b',');
+    }
+    let start = buf.len();
+    buf.extend_from_slice(b"\"value\":");
+    if !write_value(record, buf) {
+        buf.truncate(start);
+        buf.extend_from_slice(b"\"value_base64\":");
+        write_base64(record, buf);
+    }
+    buf.push(b'}');
 }
 
 fn write_base64(record: &Record, buf: &mut Vec<u8>) {

@@ -6,7 +6,7 @@ use super::env::interpolate;
 use super::error::{ConfigError, ConfigErrors, SourceFile};
 use super::node::{Location, Node};
 use super::parse::Parser;
-use super::spec::PipelineSpec;
+use super::spec::{ComponentSpec, PipelineSpec};
 
 /// Where `${VAR}` values come from.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -115,6 +115,20 @@ pub fn load_pipeline_body(
     env: EnvLookup<'_>,
 ) -> (Option<PipelineSpec>, Vec<ConfigError>) {
     parse_with(source_name, text, env, None, |p, root| p.body(root))
+}
+
+/// Loads a file of transforms alone (`transforms:` and a list, or just the list), as
+/// `weir dlq redrive --transform` takes them, with `${VAR}` expanded through `env`. Returns the
+/// file (to locate build errors in it), the transforms that parsed and every error.
+pub fn load_transforms(
+    name: &str,
+    text: &str,
+    env: EnvLookup<'_>,
+) -> (SourceFile, Vec<ComponentSpec>, Vec<ConfigError>) {
+    let (specs, errors) = parse_with(name, text, env, Vec::new(), |p, root| {
+        p.transforms_file(root)
+    });
+    (SourceFile::new(name, text), specs, errors)
 }
 
 /// Parses YAML, expands `${VAR}`, then reads the document with `read`; a document that is not

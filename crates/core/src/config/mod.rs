@@ -16,7 +16,8 @@ pub use de::{DeError, from_node};
 pub use duration::HumanDuration;
 pub use error::{ConfigError, ConfigErrors, SourceFile, did_you_mean};
 pub use load::{
-    load_path, load_path_partial, load_pipeline_body, load_str, load_str_partial, process_env,
+    load_path, load_path_partial, load_pipeline_body, load_str, load_str_partial, load_transforms,
+    process_env,
 };
 pub use node::{Location, Node, NodeKind};
 pub use secret::{Secret, SecretError};

@@ -129,6 +129,41 @@ impl Parser<'_> {
         out
     }
 
+    /// A file of transforms alone (`weir dlq redrive --transform`): `transforms:` and a list, or
+    /// just the list.
+    pub fn transforms_file(&mut self, root: &Node) -> Vec<ComponentSpec> {
+        match &root.kind {
+            NodeKind::Seq(_) => self.components(root, "", PluginKind::Transform),
+            NodeKind::Map(entries) => {
+                let mut out = Vec::new();
+                for (k, v) in entries {
+                    let key = k.scalar_text().unwrap_or_default();
+                    if key == "transforms" {
+                        out = self.components(v, "transforms", PluginKind::Transform);
+                    } else {
+                        self.err(
+                            k,
+                            &key,
+                            format!("unknown key `{key}`: a transforms file has `transforms:` and a list of transforms"),
+                        );
+                    }
+                }
+                out
+            }
+            _ => {
+                self.err(
+                    root,
+                    "",
+                    format!(
+                        "a transforms file is `transforms:` and a list of transforms, found {}",
+                        root.type_name()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
     /// One pipeline as an API body: `name:` plus the keys a pipeline has in a file.
     pub fn body(&mut self, root: &Node) -> Option<PipelineSpec> {
         let entries = self.entries(root, "", "a pipeline body")?;

@@ -53,6 +53,9 @@ pub enum BodyCompression {
 /// sends the record to `on_error` (the dead-letter queue by default) with the status and the
 /// start of the response body. `max_in_flight` (a runner option) bounds the requests in flight;
 /// with the default of 1, records reach the server one at a time and in order.
+///
+/// As the pipeline's `dlq:`, the sink sends each dead letter as the envelope, its error headers
+/// included (`headers` of the body), unless `envelope: false` or a `body:` template is set.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSinkConfig {
@@ -67,6 +70,11 @@ pub struct HttpSinkConfig {
     /// The body as a template; by default the record's value as JSON.
     #[serde(default)]
     pub body: Option<String>,
+    /// Send the whole event `{topic, partition, offset, timestamp, key, headers, value}` as the
+    /// JSON body instead of the value (default: false, and true for a `dlq:` without `body`, so
+    /// dead letters keep their error headers). Not with `body`.
+    #[serde(default)]
+    pub envelope: Option<bool>,
     /// `none` (a request per record), `json_array` or `ndjson` (a request per batch).
     #[serde(default)]
     pub batch_format: BatchFormat,

@@ -24,6 +24,8 @@ pub struct HttpSink {
     method: reqwest::Method,
     request: RequestTemplates,
     batch_format: BatchFormat,
+    /// Send the whole event as the body (the default for a `dlq:`).
+    envelope: bool,
     gzip: bool,
     idempotency: Idempotency,
     idempotency_header: reqwest::header::HeaderName,
@@ -73,6 +75,16 @@ max_in_flight: 16
     type Output = dyn Sink;
 
     fn build(self, cx: &BuildContext) -> Result<Box<dyn Sink>, BuildError> {
+        let envelope = match (self.envelope, &self.body) {
+            (Some(true), Some(_)) => {
+                return Err(BuildError::at(
+                    "envelope",
+                    "give `body` (a template) or `envelope: true`, not both",
+                ));
+            }
+            (Some(e), _) => e,
+            (None, body) => cx.is_dlq && body.is_none(),
+        };
         let request = RequestTemplates::compile(&self.url, &self.headers, self.body.as_deref())?;
         let tpl = |text: &str, path: &str| {
             Template::compile(text).map_err(|e| BuildError::at(path, e.to_string()))
@@ -117,6 +129,7 @@ max_in_flight: 16
             },
             request,
             batch_format: self.batch_format,
+            envelope,
             gzip: self.compression == BodyCompression::Gzip,
             idempotency,
             idempotency_header,
@@ -146,7 +159,10 @@ impl HttpSink {
         // Templates may decode the value: render on a view, the batch stays shared.
         let mut view = record.clone();
         let r = self.request.render(&mut view, &cx, true)?;
-        let (body, content_type) = r.body.expect("rendered with a body");
+        let (mut body, content_type) = r.body.expect("rendered with a body");
+        if self.envelope {
+            body = envelope(record);
+        }
         let key = match &self.idempotency {
             Idempotency::Off => None,
             Idempotency::Coordinates => record
@@ -244,6 +260,9 @@ impl HttpSink {
 
     /// One record's body in a batch request (URL, headers and key come from the first).
     fn body(&self, record: &Record) -> Result<Bytes, String> {
+        if self.envelope {
+            return Ok(envelope(record));
+        }
         if self.request.body_is_value() {
             return Ok(record.value.to_bytes());
         }
@@ -299,6 +318,13 @@ impl HttpSink {
             Err(f) => Err(SinkError::Fatal(f.message().to_owned())),
         }
     }
+}
+
+/// The record as the JSON envelope, with its headers (a dead letter's error headers).
+fn envelope(record: &Record) -> Bytes {
+    let mut buf = Vec::with_capacity(record.approx_size() + 128);
+    crate::ndjson::write_envelope(record, &mut buf);
+    buf.into()
 }
 
 /// Per-record results to the runner's terms; `None` = not sent (after a retriable failure).

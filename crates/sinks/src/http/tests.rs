@@ -49,3 +49,18 @@ async fn passes_sink_conformance_one_request_per_record_and_in_batches() {
         .unwrap_or_else(|e| panic!("batch_format {batch}: {e}"));
     }
 }
+
+#[test]
+fn envelope_and_a_body_template_are_refused_together() {
+    let config: HttpSinkConfig = serde_json::from_value(serde_json::json!({
+        "url": "https://127.0.0.1:1/in",
+        "body": "{\"id\": <$.value.id>}",
+        "envelope": true,
+    }))
+    .unwrap();
+    let Err(e) = config.build(&BuildContext::for_test("p", "http")) else {
+        panic!("built");
+    };
+    assert_eq!(e.path, "envelope");
+    assert!(e.message.contains("not both"), "{}", e.message);
+}

@@ -1,7 +1,7 @@
 //! `file`: reads one JSON document per line from a file, optionally following appends across
 //! rotation, and keeps a checkpoint of the delivered position.
 
-mod checkpoint;
+pub mod checkpoint;
 mod config;
 #[cfg(test)]
 mod tests;
