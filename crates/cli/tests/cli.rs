@@ -247,6 +247,72 @@ fn sigterm_drains_and_exits_cleanly() {
     assert!(err.contains("stopping"), "{err}");
 }
 
+/// The allocator must not ask the kernel for transparent huge pages. With THP in `madvise` mode
+/// (the kernel's and most distributions' default), mimalloc's `MADV_HUGEPAGE` on its arena made
+/// every touched 2 MiB region resident: it doubled the peak RSS of every pipeline, the http sink's
+/// included (docs/performance.md, "Weir beside Vector"). The workspace builds mimalloc with
+/// `no_thp`; this runs the real binary with records flowing and reads the kernel's count.
+#[test]
+fn the_allocator_asks_the_kernel_for_no_huge_pages() {
+    let thp = "/sys/kernel/mm/transparent_hugepage/enabled";
+    let mode = std::fs::read_to_string(thp).unwrap_or_else(|e| {
+        panic!("this test reads {thp} (Linux with transparent huge pages): {e}")
+    });
+    assert!(
+        mode.contains("[madvise]"),
+        "this test needs transparent huge pages in madvise mode, where a process's own \
+         MADV_HUGEPAGE decides (found `{}` in {thp}; with `never` nothing can be seen, with \
+         `always` the kernel gives huge pages to every process). Set it with \
+         `echo madvise > {thp}` as root.",
+        mode.trim()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("flow.yaml");
+    let out_file = dir.path().join("out.ndjson");
+    std::fs::write(
+        &f,
+        format!(
+            "pipelines:\n  flow:\n    source: {{ type: generator, rate_per_sec: 20000, seed: 1 }}\n    transforms:\n      - {{ type: fields, mask: [value.card.number], keep_last: 4 }}\n    sinks: [ {{ type: file, path: {} }} ]\n",
+            out_file.display()
+        ),
+    )
+    .unwrap();
+    let mut child = weir()
+        .arg("run")
+        .arg("--data-dir")
+        .arg(dir.path().join("state"))
+        .arg(&f)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let written = || {
+        std::fs::read(&out_file)
+            .map(|b| b.iter().filter(|c| **c == b'\n').count())
+            .unwrap_or(0)
+    };
+    while written() < 20_000 {
+        if started.elapsed() > Duration::from_secs(30) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("the pipeline wrote {} records in 30 s", written());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", child.id())).unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+    let huge = smaps
+        .lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))
+        .unwrap_or_else(|| panic!("no AnonHugePages in smaps_rollup: {smaps}"))
+        .trim();
+    assert_eq!(huge, "0 kB", "weir holds transparent huge pages:\n{smaps}");
+}
+
 #[test]
 fn plugins_lists_and_describes() {
     let out = weir().arg("plugins").output().unwrap();
