@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value as Json, json};
 use support::*;
 use weir_testkit::{
-    Broker, Msg, committed, create_topics, produce, read_topic, unique, watermarks,
+    Broker, Msg, committed, create_topics, last_lines, produce, read_topic, unique, watermarks,
 };
 
 const FAST_GROUP: &str = "\"session.timeout.ms\": 6000, \"heartbeat.interval.ms\": 500";
@@ -57,11 +57,6 @@ fn msgs(from: usize, to: usize, partitions: i32) -> Vec<Msg> {
             ..Msg::new(format!("k{i}"), json!({"id": i}).to_string())
         })
         .collect()
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 async fn offsets(u: &str, name: &str) -> BTreeMap<i32, (Option<i64>, i64, Option<i64>)> {

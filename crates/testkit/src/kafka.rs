@@ -185,10 +185,14 @@ impl Broker {
 
     /// The last `lines` lines the broker logged (warnings and errors), for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = self.log();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        last_lines(&self.log(), lines)
     }
+}
+
+/// The last `n` lines of `text`, for failure messages that quote a log.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 impl Drop for Broker {
