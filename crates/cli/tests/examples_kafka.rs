@@ -6,12 +6,14 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 use weir_testkit::https::{Answer, Https};
 use weir_testkit::*;
+
+mod support;
+use support::Run;
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -50,60 +52,6 @@ fn kept() -> BTreeSet<i64> {
     (0..40).filter(|i| i % 2 == 0 && 90 + i > 100).collect()
 }
 
-/// A `weir run` of the test's own, killed if the test fails before stopping it.
-struct Running(Option<Child>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Running {
-    fn start(file: &Path, envs: &[(&str, &str)], log: &Path) -> Running {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
-        c.arg("run")
-            .arg(file)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap());
-        for (k, v) in envs {
-            c.env(k, v);
-        }
-        Running(Some(c.spawn().expect("cannot start weir run")))
-    }
-
-    /// SIGTERM, then the exit status (a clean stop drains and commits).
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let mut c = self.0.take().unwrap();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "weir run did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.0.as_mut().unwrap().try_wait().unwrap()
-    }
-}
-
 const LOG_BROKEN: bool = false;
 
 /// `examples/kafka-to-log.yaml`: paid orders over 100 are logged as envelopes with their Kafka
@@ -126,7 +74,7 @@ async fn the_kafka_to_log_example_logs_paid_orders_over_100_masked() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("weir.log");
-    let mut weir = Running::start(&example("kafka-to-log.yaml"), &[("KAFKA", &b)], &log);
+    let mut weir = Run::start(&example("kafka-to-log.yaml"), &[("KAFKA", &b)], &log);
 
     let records = |text: &str| -> Vec<Json> {
         text.lines()
@@ -240,7 +188,7 @@ async fn the_kafka_to_https_example_posts_paid_orders_with_idempotency_keys() {
     };
     let log = dir.path().join("weir.log");
     let ca = dir.path().join("ca.pem");
-    let weir = Running::start(
+    let weir = Run::start(
         &example("kafka-to-https.yaml"),
         &[
             ("KAFKA", &b),

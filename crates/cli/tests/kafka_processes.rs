@@ -4,12 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value as Json, json};
 use weir_testkit::*;
+
+mod support;
+use support::Run;
 
 /// A pipeline that copies `input` to `output`, deliberately slowly (small sink batches, long
 /// linger, one write at a time: about 1,000 records/s) behind the source's large batches, so that
@@ -38,64 +40,15 @@ fn slow_relay(b: &str, input: &str, output: &str, group: &str) -> String {
     )
 }
 
-/// A running `weir`, killed if the test fails before stopping it.
-struct Weir(Option<Child>);
-
-impl Drop for Weir {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Weir {
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("running")
-    }
-    fn take(mut self) -> Child {
-        self.0.take().expect("running")
-    }
-}
+type Weir = Run;
 
 fn spawn_weir(config: &Path, log: &Path, runner: &str) -> Weir {
-    spawn_weir_logging(config, log, runner, "info")
+    Run::start(config, &[("RUNNER", runner)], log)
 }
 
 /// [`spawn_weir`] with a `RUST_LOG` filter of the test's own.
 fn spawn_weir_logging(config: &Path, log: &Path, runner: &str, filter: &str) -> Weir {
-    Weir(Some(
-        Command::new(env!("CARGO_BIN_EXE_weir"))
-            .arg("run")
-            .arg(config)
-            .env("RUNNER", runner)
-            .env("RUST_LOG", filter)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .expect("cannot start weir"),
-    ))
-}
-
-fn terminate(weir: Weir) -> std::process::ExitStatus {
-    let mut child = weir.take();
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("weir did not stop within 60s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    Run::start_logging(config, &[("RUNNER", runner)], log, filter)
 }
 
 /// Records in a topic now, by the partitions' high watermarks.
@@ -211,7 +164,7 @@ async fn kill_9_mid_stream_then_restart_loses_nothing() {
     })
     .await
     .unwrap();
-    let status = terminate(second);
+    let status = second.terminate();
     assert!(status.success(), "weir exited with {status}");
 
     let seqs: HashSet<u64> = got.iter().map(seq).collect();
@@ -274,8 +227,8 @@ async fn two_runners_in_one_group_split_the_partitions_and_deliver_everything_on
         Duration::from_secs(120),
     )
     .await;
-    assert!(terminate(a).success());
-    assert!(terminate(b_runner).success());
+    assert!(a.terminate().success());
+    assert!(b_runner.terminate().success());
 
     let seqs: Vec<u64> = got.iter().map(seq).collect();
     let set: HashSet<u64> = seqs.iter().copied().collect();
@@ -472,7 +425,7 @@ async fn runners_joining_and_leaving_mid_stream_lose_nothing_and_commit_only_wha
         produced_count(&b, &output, 6) < N as i64,
         "everything was relayed before A left; the test proves nothing"
     );
-    let status = tokio::task::spawn_blocking(move || terminate(a))
+    let status = tokio::task::spawn_blocking(move || a.terminate())
         .await
         .unwrap();
     assert!(status.success(), "A exited with {status}");
@@ -516,7 +469,7 @@ async fn runners_joining_and_leaving_mid_stream_lose_nothing_and_commit_only_wha
     })
     .await
     .unwrap();
-    let status = tokio::task::spawn_blocking(move || terminate(c))
+    let status = tokio::task::spawn_blocking(move || c.terminate())
         .await
         .unwrap();
     assert!(status.success(), "C exited with {status}");
@@ -662,7 +615,7 @@ async fn a_slow_sink_keeps_the_consumer_in_its_group() {
         Duration::from_secs(120),
     )
     .await;
-    assert!(terminate(runner).success());
+    assert!(runner.terminate().success());
     let text = std::fs::read_to_string(&log).unwrap();
     let running = text.split("stopping:").next().unwrap_or_default();
     assert_eq!(
@@ -809,7 +762,7 @@ async fn kafka_to_https_kill_9_then_restart_delivers_every_record() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = tokio::task::spawn_blocking(move || terminate(second))
+    let status = tokio::task::spawn_blocking(move || second.terminate())
         .await
         .unwrap();
     assert!(status.success(), "weir exited with {status}");

@@ -85,7 +85,15 @@ impl Broker {
     /// were produced one per batch (`batch.num.messages: 1`), where every offset starts one.
     pub fn start_in_memory() -> Broker {
         let port = free_port();
-        Broker::spawn(port, &format!("127.0.0.1:{port}"), "memory://tansu/")
+        Broker::start_in_memory_with(port, &format!("127.0.0.1:{port}"))
+    }
+
+    /// [`Broker::start_in_memory`] listening on `port` and advertising `advertised` (a proxy in
+    /// front). Tansu 0.6.0's SQLite engine panics (`more or less than one row`, lite.rs:503)
+    /// when an idempotent producer asks for a new epoch after its records timed out, and
+    /// serves nothing afterwards; the memory engine does not.
+    pub fn start_in_memory_with(port: u16, advertised: &str) -> Broker {
+        Broker::spawn(port, advertised, "memory://tansu/")
     }
 
     fn spawn(port: u16, advertised: &str, storage: &str) -> Broker {

@@ -1,4 +1,4 @@
-//! A `weir serve` process of the test's own, and an HTTP client for its API.
+//! A `weir serve` or `weir run` process of the test's own, and an HTTP client for the API.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -105,18 +105,76 @@ impl Serve {
 
     /// SIGTERM, then waits for a clean exit; returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().unwrap();
-        signal(c.id(), "-TERM");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                return s;
-            }
-            if Instant::now() > deadline {
-                c.kill().unwrap();
-                panic!("weir serve did not stop within 60s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        stop(self.child.take().unwrap(), "weir serve")
+    }
+}
+
+/// SIGTERM, then the exit status; a process still running 60 s later is killed and the test
+/// fails (a clean stop drains and commits well within that).
+fn stop(mut c: Child, what: &str) -> std::process::ExitStatus {
+    signal(c.id(), "-TERM");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            c.kill().unwrap();
+            panic!("{what} did not stop within 60s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `weir run` of the test's own, its stderr in a log file; killed if the test fails before
+/// stopping it.
+pub struct Run(Option<Child>);
+
+impl Run {
+    /// `weir run config` with `RUST_LOG=info` and `envs`.
+    pub fn start(config: &Path, envs: &[(&str, &str)], log: &Path) -> Run {
+        Run::start_logging(config, envs, log, "info")
+    }
+
+    /// [`Run::start`] with a `RUST_LOG` filter of the test's own.
+    pub fn start_logging(config: &Path, envs: &[(&str, &str)], log: &Path, filter: &str) -> Run {
+        let mut c = weir();
+        c.arg("run")
+            .arg(config)
+            .env("RUST_LOG", filter)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap());
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        Run(Some(c.spawn().expect("cannot start weir run")))
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("running")
+    }
+
+    /// The process, no longer killed on drop (for a test that kills it itself).
+    pub fn take(mut self) -> Child {
+        self.0.take().expect("running")
+    }
+
+    /// Its exit status if it has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child().try_wait().unwrap()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        stop(self.0.take().expect("running"), "weir run")
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }
