@@ -236,6 +236,9 @@ pub fn client_properties(
     let mut p = ClientProperties::default();
     p.set("bootstrap.servers", bootstrap_servers);
     p.set("client.id", client_id);
+    // Reconnect at least once a second while the brokers are away, as the Java client does
+    // (librdkafka backs off to 10 s, so records waited up to 10 s after the brokers were back).
+    p.set("reconnect.backoff.max.ms", "1000");
     let protocol = match (tls.is_some(), sasl.is_some()) {
         (false, false) => "plaintext",
         (true, false) => "ssl",
@@ -331,11 +334,53 @@ mod tests {
 
 /// What a Kafka client tells its component: librdkafka's logs and errors go to `tracing` with
 /// secrets redacted, and the last few problems are kept so a failure can say why.
+///
+/// Connection trouble (refused or dropped connections, all brokers down, a failed resolve or
+/// handshake) is an outage, not a stream of warnings: its first message is a warning, the
+/// repeats librdkafka sends for every connection and retry are debug lines (with a reminder
+/// every minute while it lasts), and [`ClientDiagnostics::connected`] logs its end once with
+/// its length, when records flow again.
 #[derive(Debug)]
 pub struct ClientDiagnostics {
     name: String,
     secrets: Vec<String>,
     recent: RecentErrors,
+    outage: Outage,
+}
+
+/// An ongoing connection outage, if any.
+#[derive(Debug, Default)]
+struct Outage {
+    /// Set while an outage lasts: the cheap check on every success path.
+    down: std::sync::atomic::AtomicBool,
+    state: std::sync::Mutex<Option<OutageState>>,
+}
+
+#[derive(Debug)]
+struct OutageState {
+    since: std::time::Instant,
+    errors: u64,
+    reminded: std::time::Instant,
+}
+
+/// How often an outage that goes on is logged again as a warning.
+const OUTAGE_REMINDER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether a librdkafka message reports connection trouble (as opposed to an error about one
+/// request or record): what librdkafka repeats for every connection and reconnection attempt.
+pub fn is_connection_trouble(message: &str) -> bool {
+    const SIGNS: [&str; 9] = [
+        "BrokerTransportFailure",
+        "AllBrokersDown",
+        "Broker transport failure",
+        "broker connections are down",
+        "Connection refused",
+        "Connection reset",
+        "Disconnected",
+        "Failed to resolve",
+        "Connect to ",
+    ];
+    SIGNS.iter().any(|s| message.contains(s))
 }
 
 impl ClientDiagnostics {
@@ -345,6 +390,7 @@ impl ClientDiagnostics {
             name,
             secrets,
             recent: RecentErrors::default(),
+            outage: Outage::default(),
         }
     }
 
@@ -363,10 +409,14 @@ impl ClientDiagnostics {
     /// worse are remembered: connection problems (TLS, authentication) arrive this way.
     pub fn log(&self, severity: i32, facility: &str, message: &str) {
         let msg = self.redact(message);
-        match severity {
-            ..=3 => tracing::error!(component = %self.name, "librdkafka {facility}: {msg}"),
-            4 => tracing::warn!(component = %self.name, "librdkafka {facility}: {msg}"),
-            _ => tracing::debug!(component = %self.name, "librdkafka {facility}: {msg}"),
+        if severity <= 4 && is_connection_trouble(&msg) {
+            self.trouble(&format!("librdkafka {facility}: {msg}"));
+        } else {
+            match severity {
+                ..=3 => tracing::error!(component = %self.name, "librdkafka {facility}: {msg}"),
+                4 => tracing::warn!(component = %self.name, "librdkafka {facility}: {msg}"),
+                _ => tracing::debug!(component = %self.name, "librdkafka {facility}: {msg}"),
+            }
         }
         if severity <= 4 {
             self.recent.record(format!("{facility}: {msg}"));
@@ -375,9 +425,81 @@ impl ClientDiagnostics {
 
     /// A client error event.
     pub fn error(&self, message: &str) {
+        self.problem("kafka client error", message);
+    }
+
+    /// An error the component met (a failed poll, say), logged as [`ClientDiagnostics::error`]
+    /// logs client errors: connection trouble as part of the outage, anything else as a warning.
+    pub fn problem(&self, context: &str, message: &str) {
         let msg = self.redact(message);
-        tracing::warn!(component = %self.name, "kafka client error: {msg}");
+        if is_connection_trouble(&msg) {
+            self.trouble(&format!("{context}: {msg}"));
+        } else {
+            tracing::warn!(component = %self.name, "{context}: {msg}");
+        }
         self.recent.record(msg);
+    }
+
+    /// Connection trouble: the first starts an outage (a warning), the rest are debug lines with
+    /// a warning again every [`OUTAGE_REMINDER`].
+    fn trouble(&self, msg: &str) {
+        use std::sync::atomic::Ordering;
+        let now = std::time::Instant::now();
+        let mut state = self.outage.state.lock().unwrap_or_else(|p| p.into_inner());
+        match state.as_mut() {
+            None => {
+                *state = Some(OutageState {
+                    since: now,
+                    errors: 1,
+                    reminded: now,
+                });
+                self.outage.down.store(true, Ordering::Release);
+                tracing::warn!(
+                    component = %self.name,
+                    "lost the connection to the Kafka brokers ({msg}); retrying in the background, \
+                     records wait (until `message_timeout` in a sink); repeats are logged at debug \
+                     level until the connection is back"
+                );
+            }
+            Some(o) => {
+                o.errors += 1;
+                if now.duration_since(o.reminded) >= OUTAGE_REMINDER {
+                    o.reminded = now;
+                    tracing::warn!(
+                        component = %self.name,
+                        "still no connection to the Kafka brokers after {:.0?} ({} connection errors; the last: {msg})",
+                        now.duration_since(o.since),
+                        o.errors
+                    );
+                } else {
+                    tracing::debug!(component = %self.name, "{msg}");
+                }
+            }
+        }
+    }
+
+    /// Records flow again (a fetch or a delivery succeeded): ends an outage, logging once how
+    /// long it lasted. One atomic load when there is none, so it can sit on every success path.
+    pub fn connected(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.outage.down.load(Ordering::Acquire) {
+            return;
+        }
+        let mut state = self.outage.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.outage.down.store(false, Ordering::Release);
+        if let Some(o) = state.take() {
+            tracing::info!(
+                component = %self.name,
+                "connected to the Kafka brokers again after {:.1?} ({} connection errors in between)",
+                o.since.elapsed(),
+                o.errors
+            );
+        }
+    }
+
+    /// Whether an outage is going on (connection trouble since the last success).
+    pub fn is_down(&self) -> bool {
+        self.outage.down.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The remembered problems joined with `; `, if any.

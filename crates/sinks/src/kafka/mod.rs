@@ -9,7 +9,7 @@ pub mod config;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -64,10 +64,9 @@ impl PluginConfig for KafkaSinkConfig {
             .map_err(|e| BuildError::at("options", props.redact(&e.to_string())))?;
         let static_topic = topic.is_static().then(|| self.topic.clone());
         Ok(Box::new(KafkaSink {
-            producer: OnceLock::new(),
+            producer: Mutex::new(None),
             enqueue_turn: tokio::sync::Mutex::new(()),
             client_config,
-            context: Mutex::new(Some(SinkClient(diagnostics.clone()))),
             topic,
             static_topic,
             key,
@@ -122,11 +121,11 @@ impl ClientContext for SinkClient {
 
 /// The running sink.
 pub struct KafkaSink {
-    producer: OnceLock<FutureProducer<SinkClient>>,
+    /// Created on first use, and again after a fatal error (see [`KafkaSink::replace_if_fatal`]).
+    producer: Mutex<Option<FutureProducer<SinkClient>>>,
     /// Held while a write enqueues; fair, so concurrent writes enqueue in the order they started.
     enqueue_turn: tokio::sync::Mutex<()>,
     client_config: ClientConfig,
-    context: Mutex<Option<SinkClient>>,
     topic: Template,
     static_topic: Option<String>,
     key: Option<Template>,
@@ -160,7 +159,20 @@ pub fn is_fatal(code: RDKafkaErrorCode) -> bool {
             | RDKafkaErrorCode::UnknownTopic
             | RDKafkaErrorCode::UnknownPartition
             | RDKafkaErrorCode::InvalidArgument
-            | RDKafkaErrorCode::Fatal
+    )
+}
+
+/// Error codes after which librdkafka's idempotent producer cannot produce any more (its
+/// producer id was fenced or lost, or it raised a fatal error): the producer is replaced and
+/// the records retried, since the records themselves are fine.
+pub fn needs_new_producer(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Fatal
+            | RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::UnknownProducerId
+            | RDKafkaErrorCode::OutOfOrderSequenceNumber
     )
 }
 
@@ -172,6 +184,9 @@ fn outcome(error: &KafkaError, topic: &str) -> RecordOutcome {
                 "{message} (the topic does not exist; Weir does not create topics)"
             ))
         }
+        Some(code) if needs_new_producer(code) => RecordOutcome::Retriable(format!(
+            "{message} (the producer cannot go on; it is replaced and the record retried)"
+        )),
         Some(code) if is_fatal(code) => RecordOutcome::Fatal(message),
         _ => RecordOutcome::Retriable(message),
     }
@@ -179,27 +194,52 @@ fn outcome(error: &KafkaError, topic: &str) -> RecordOutcome {
 
 impl KafkaSink {
     /// The producer, created on first use.
-    fn producer(&self) -> Result<&FutureProducer<SinkClient>, SinkError> {
-        if let Some(p) = self.producer.get() {
-            return Ok(p);
+    fn producer(&self) -> Result<FutureProducer<SinkClient>, SinkError> {
+        let mut slot = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = slot.as_ref() {
+            return Ok(p.clone());
         }
-        let mut slot = self.context.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = self.producer.get() {
-            return Ok(p);
-        }
-        let context = slot
-            .take()
-            .ok_or_else(|| SinkError::Fatal("the Kafka producer failed to start earlier".into()))?;
         let producer: FutureProducer<SinkClient> = self
             .client_config
-            .create_with_context(context)
+            .create_with_context(SinkClient(self.diagnostics.clone()))
             .map_err(|e| {
                 SinkError::Fatal(format!(
                     "cannot start the Kafka producer: {}",
                     self.diagnostics.redact(&e.to_string())
                 ))
             })?;
-        Ok(self.producer.get_or_init(|| producer))
+        *slot = Some(producer.clone());
+        Ok(producer)
+    }
+
+    /// A producer whose id was fenced or lost, or that raised a fatal error, delivers nothing
+    /// more (librdkafka: the application must create a new one; a fenced idempotent producer is
+    /// not even reported as fatal, it fails every record). Seen after an outage longer than
+    /// `message_timeout` against brokers that refuse the epoch bump librdkafka then asks for:
+    /// every later record failed, and went to the DLQ. The next write creates a new producer
+    /// (a new producer id); writes still holding the old one fail and are retried.
+    fn replace(&self, used: &FutureProducer<SinkClient>) {
+        let mut slot = self.producer.lock().unwrap_or_else(|p| p.into_inner());
+        let same = slot
+            .as_ref()
+            .is_some_and(|p| std::ptr::eq(p.client().native_ptr(), used.client().native_ptr()));
+        if !same {
+            return; // another write replaced it already
+        }
+        let why = used
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("{code:?}: {}", self.diagnostics.redact(&reason)))
+            .unwrap_or_else(|| "its producer id was fenced or lost".into());
+        tracing::warn!(
+            component = %self.diagnostics.name(),
+            "the Kafka producer cannot produce any more ({why}); replacing it with a new one and \
+             retrying the records it could not deliver"
+        );
+        if let Some(old) = slot.take() {
+            // Destroying a client waits for its threads: not on the runtime's.
+            tokio::task::spawn_blocking(move || drop(old));
+        }
     }
 
     fn destination(&self, record: &Record) -> Result<Destination, String> {
@@ -324,10 +364,14 @@ impl Sink for KafkaSink {
             }
         }
         drop(turn);
+        let mut replace = false;
         for (i, f) in deliveries {
             outcomes[i] = Some(match f.await {
                 Ok(Ok(_)) => RecordOutcome::Delivered,
-                Ok(Err((e, m))) => outcome(&e, rdkafka::Message::topic(&m)),
+                Ok(Err((e, m))) => {
+                    replace |= e.rdkafka_error_code().is_some_and(needs_new_producer);
+                    outcome(&e, rdkafka::Message::topic(&m))
+                }
                 Err(_) => {
                     RecordOutcome::Retriable("the producer was closed before delivery".into())
                 }
@@ -337,6 +381,12 @@ impl Sink for KafkaSink {
             .into_iter()
             .map(|o| o.expect("every record has an outcome"))
             .collect();
+        if outcomes.contains(&RecordOutcome::Delivered) {
+            self.diagnostics.connected();
+        }
+        if replace || producer.client().fatal_error().is_some() {
+            self.replace(&producer);
+        }
         if outcomes.iter().all(|o| *o == RecordOutcome::Delivered) {
             Ok(())
         } else {
@@ -345,7 +395,7 @@ impl Sink for KafkaSink {
     }
 
     async fn healthcheck(&self) -> Result<(), SinkError> {
-        let producer = self.producer()?.clone();
+        let producer = self.producer()?;
         let bootstrap = self.bootstrap.clone();
         let topic = self.static_topic.clone();
         let diagnostics = self.diagnostics.clone();
@@ -378,7 +428,12 @@ impl Sink for KafkaSink {
     }
 
     async fn flush(&self) -> Result<(), SinkError> {
-        let Some(producer) = self.producer.get().cloned() else {
+        let Some(producer) = self
+            .producer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
             return Ok(()); // never used
         };
         tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30)))

@@ -171,7 +171,10 @@ pub(super) fn consume(
                     pending.records.push(to_record(&m, topic));
                 }
                 Err(e) => {
-                    tracing::warn!(source = %name, "kafka consume error: {}", source.props.redact(&e.to_string()));
+                    consumer
+                        .context()
+                        .diagnostics
+                        .problem("kafka consume error", &e.to_string());
                     break;
                 }
             }
@@ -248,6 +251,7 @@ fn send(
     drop(sh);
     // Records flow: whatever the client complained about is over.
     consumer.context().telemetry.health.ok();
+    consumer.context().diagnostics.connected();
     Ok(())
 }
 
