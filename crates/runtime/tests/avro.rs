@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
+use support::https::{Answer, Https};
 use support::pipelines::*;
 use support::registry::*;
 use support::tls::*;
@@ -898,4 +899,148 @@ async fn the_fraud_detection_example_posts_its_alerts_to_the_https_api() {
         assert!(s.headers["idempotency-key"].starts_with("card-transactions-"));
         assert_eq!(s.json()["alert"], "possible-fraud");
     }
+}
+
+/// One poison record for every stage a record passes, among 10,000 good ones on one partition:
+/// bytes that are not Avro (the source's `decode`), a record a `jq` program refuses
+/// (`transform`), one the enrichment API answers 400 for (`enrich`), and one the kafka sink cannot
+/// produce (a partition the topic lacks: `sink`). Each poison is dead-lettered with its own stage
+/// and offset; the 10,000 good records reach the output in order, none missing, none twice; the
+/// group commits the whole input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_at_every_stage_is_dead_lettered_with_its_stage_while_10_000_good_ones_flow_in_order()
+ {
+    let broker = Broker::start();
+    let registry = SchemaRegistry::start();
+    let (b, r) = (broker.addr(), registry.url());
+    let (input, output, dlq) = (unique("tx"), unique("out"), unique("dlq"));
+    create_topics(&b, &[&input, &output, &dlq], 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let e = dir.path().join("e.jsonl");
+    // seq 0..5000 at offsets 0..5000, the undecodable record at 5000, seq 5000..10003 after it.
+    python_produce(&b, &r, &input, 5000, 0, "v1", &e);
+    let not_avro = br#"{"seq": "not avro"}"#.to_vec();
+    produce(
+        &b,
+        &input,
+        &[Msg {
+            key: Some("poison".into()),
+            value: not_avro.clone(),
+            ..Default::default()
+        }],
+        &[],
+    )
+    .await;
+    python_produce(&b, &r, &input, 5003, 5000, "v1", &e);
+    const TRANSFORM: u64 = 3000;
+    const ENRICH: u64 = 6000;
+    const SINK: u64 = 9000;
+
+    let server = Https::start(dir.path(), None, |s, _| {
+        if s.path == format!("/score/{ENRICH}") {
+            Answer::status(400).body("{\"error\": \"unknown transaction\"}")
+        } else {
+            Answer::ok()
+                .header("content-type", "application/json")
+                .body("{\"risk\": \"low\"}")
+        }
+    })
+    .await;
+    let group = unique("g");
+    let yaml = format!(
+        r#"schema_registry: {{ url: "{r}" }}
+pipelines:
+  poison:
+    source: {source}
+    transforms:
+      - type: jq
+        program: '.value | if .seq == {TRANSFORM} then error("poison at the transform") else .part = (if .seq == {SINK} then 7 else 0 end) end'
+      - {{ type: http, method: GET, url: "{url}/score/<$.value.seq>", target: value.score, concurrency: 16, tls: {{ ca_file: "{ca}" }} }}
+    sinks:
+      - {{ type: kafka, bootstrap_servers: "{b}", topic: {output}, partition: "<$.value.part>" }}
+    dlq: {{ type: kafka, bootstrap_servers: "{b}", topic: {dlq} }}
+"#,
+        source = kafka_source(&b, &input, &group, "{ value: avro }"),
+        url = server.url,
+        ca = dir.path().join("ca.pem").display(),
+    );
+    let began = std::time::Instant::now();
+    let (token, handle) = start(&yaml);
+    let quiet = Duration::from_secs(3);
+    let out = read_topic(&b, &output, 1, 10_000, quiet, Duration::from_secs(300)).await;
+    let dead = read_topic(&b, &dlq, 1, 4, quiet, Duration::from_secs(60)).await;
+    eprintln!(
+        "{} written, {} dead-lettered after {:?}; the server saw {} requests",
+        out.len(),
+        dead.len(),
+        began.elapsed(),
+        server.seen().len()
+    );
+    assert_eq!(
+        out.len(),
+        10_000,
+        "good records written; the broker's log:\n{}",
+        broker.log_tail(30)
+    );
+    // Every offset done, poison included, before the group commits it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while committed(&b, &group, &input, 1) != vec![Some(10_004)] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group committed {:?} of 10,004",
+            committed(&b, &group, &input, 1)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop(token, handle).await;
+
+    let want: Vec<u64> = (0..10_003)
+        .filter(|s| ![TRANSFORM, ENRICH, SINK].contains(s))
+        .collect();
+    let got: Vec<u64> = out.iter().map(seq_of).collect();
+    assert_eq!(got.len(), 10_000, "good records written");
+    assert!(got == want, "the good records are not all there in order");
+    for g in &out {
+        let v: Json = serde_json::from_str(&g.value).unwrap();
+        assert_eq!(v["score"], json!({"risk": "low"}), "enriched: {v}");
+    }
+
+    // The input offset of a seq: one past it from 5000 on (the undecodable record is at 5000).
+    let offset = |seq: u64| if seq < 5000 { seq } else { seq + 1 };
+    let mut letters: Vec<(String, u64, String)> = dead
+        .iter()
+        .map(|d| {
+            (
+                d.headers["__connect.errors.stage"].clone(),
+                d.headers["__connect.errors.offset"].parse().unwrap(),
+                d.headers["__connect.errors.exception.message"].clone(),
+            )
+        })
+        .collect();
+    letters.sort_by_key(|l| l.1);
+    assert_eq!(dead.len(), 4, "{letters:#?}");
+    let stages: Vec<(&str, u64)> = letters.iter().map(|(s, o, _)| (s.as_str(), *o)).collect();
+    assert_eq!(
+        stages,
+        vec![
+            ("transform", offset(TRANSFORM)),
+            ("decode", 5000),
+            ("enrich", offset(ENRICH)),
+            ("sink", offset(SINK)),
+        ]
+    );
+    let why: Vec<&str> = letters.iter().map(|l| l.2.as_str()).collect();
+    assert!(why[0].contains("poison at the transform"), "{}", why[0]);
+    assert!(why[1].contains("magic byte"), "{}", why[1]);
+    assert!(why[2].contains("400"), "{}", why[2]);
+    assert!(why[3].to_lowercase().contains("partition"), "{}", why[3]);
+    let decode = dead
+        .iter()
+        .find(|d| d.headers["__connect.errors.stage"] == "decode")
+        .unwrap();
+    assert_eq!(
+        decode.raw, not_avro,
+        "the undecodable record keeps its bytes"
+    );
 }
