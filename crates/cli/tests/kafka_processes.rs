@@ -789,3 +789,123 @@ async fn kafka_to_https_kill_9_then_restart_delivers_every_record() {
         all.len() - at_kill
     );
 }
+
+/// `weir run` with `password: "${KAFKA_PASSWORD}"` on a broker that requires SCRAM: with the
+/// right password the records relay, with a wrong one the run fails naming the broker's refusal;
+/// in neither run does the password appear in what the process printed (debug logs, with
+/// librdkafka's security and broker debug contexts on, and the error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sasl_password_from_the_environment_never_appears_in_logs_or_errors() {
+    const RIGHT: &str = "right-pa55-from-env-7319";
+    const WRONG: &str = "wrong-pa55-from-env-4682";
+    let weir = SaslUser::new("weir", RIGHT, Scram::Sha512);
+    let broker = Broker::start_with_sasl(std::slice::from_ref(&weir));
+    let b = broker.addr();
+    let extra = weir.client_properties();
+    let (input, output) = (unique("in"), unique("out"));
+    create_topics_with(&b, &extra, &[&input, &output], 1).await;
+    produce(&b, &input, &numbered(30), &extra).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sasl.yaml");
+    let yaml = |group: &str| {
+        format!(
+            r#"pipelines:
+  secure:
+    source:
+      type: kafka
+      bootstrap_servers: "{b}"
+      topics: [{input}]
+      group_id: {group}
+      start_from: earliest
+      connect_timeout: 5s
+      sasl: {{ mechanism: SCRAM-SHA-512, username: weir, password: "${{KAFKA_PASSWORD}}" }}
+      options: {{ "session.timeout.ms": 6000, "heartbeat.interval.ms": 500, debug: "security,broker" }}
+    sinks:
+      - type: kafka
+        bootstrap_servers: "{b}"
+        topic: {output}
+        sasl: {{ mechanism: SCRAM-SHA-512, username: weir, password: "${{KAFKA_PASSWORD}}" }}
+        options: {{ debug: "security,broker" }}
+"#
+        )
+    };
+    let spawn = |password: &str, log: &Path| {
+        Run::adopt(
+            support::weir()
+                .arg("run")
+                .arg(&config)
+                .env("KAFKA_PASSWORD", password)
+                .env("RUST_LOG", "debug")
+                .stdout(std::fs::File::create(log.with_extension("out")).unwrap())
+                .stderr(std::fs::File::create(log).unwrap())
+                .spawn()
+                .expect("cannot start weir"),
+        )
+    };
+    let printed = |log: &Path| {
+        std::fs::read_to_string(log).unwrap()
+            + &std::fs::read_to_string(log.with_extension("out")).unwrap()
+    };
+
+    // The right password: the records relay, then a clean stop.
+    std::fs::write(&config, yaml(&unique("g"))).unwrap();
+    let ok_log = dir.path().join("right.log");
+    let running = spawn(RIGHT, &ok_log);
+    let got = tokio::task::spawn_blocking({
+        let (b, output, weir) = (b.clone(), output.clone(), weir.clone());
+        move || {
+            consume_until_with(
+                &b,
+                &weir.client_properties(),
+                &output,
+                1,
+                |g| g.len() >= 30,
+                Duration::from_millis(300),
+                Duration::from_secs(60),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(running.terminate().code(), Some(0), "{}", printed(&ok_log));
+    assert_eq!(
+        got.iter().map(seq).collect::<Vec<_>>(),
+        (0..30).collect::<Vec<u64>>(),
+        "{}",
+        printed(&ok_log)
+    );
+    let ok_text = printed(&ok_log);
+    assert!(
+        ok_text.contains("SCRAM"),
+        "librdkafka's security debug lines were printed, so the check below covers them: {ok_text}"
+    );
+    assert!(!ok_text.contains(RIGHT), "the password leaked:\n{ok_text}");
+
+    // A wrong password: the run fails, naming the refusal, and the password is nowhere.
+    std::fs::write(&config, yaml(&unique("g"))).unwrap();
+    let bad_log = dir.path().join("wrong.log");
+    let mut failing = spawn(WRONG, &bad_log);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = failing.child().try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "weir with a wrong password did not fail within 60s:\n{}",
+            printed(&bad_log)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let bad_text = printed(&bad_log);
+    assert!(!status.success(), "{bad_text}");
+    assert!(
+        bad_text.contains("SASL SCRAM authentication failed: broker responded with invalid-proof"),
+        "{bad_text}"
+    );
+    assert!(
+        !bad_text.contains(WRONG),
+        "the password leaked:\n{bad_text}"
+    );
+    assert!(!bad_text.contains(RIGHT), "{bad_text}");
+}

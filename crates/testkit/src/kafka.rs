@@ -23,7 +23,68 @@ pub struct Broker {
     port: u16,
     advertised: String,
     storage: String,
+    /// Started with `--authentication`: every client must authenticate with SASL.
+    authentication: bool,
     dir: tempfile::TempDir,
+}
+
+/// A SCRAM mechanism Tansu 0.6.0 keeps credentials for (`tansu user create --mechanism`).
+/// Tansu 0.6.0 has no PLAIN: its SASL library is built without it, so a PLAIN handshake fails
+/// (`NoSharedMechanism` on the broker's side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scram {
+    /// SCRAM-SHA-256.
+    Sha256,
+    /// SCRAM-SHA-512.
+    Sha512,
+}
+
+impl Scram {
+    /// The mechanism's name in Kafka (`sasl.mechanism`).
+    pub fn mechanism(self) -> &'static str {
+        match self {
+            Scram::Sha256 => "SCRAM-SHA-256",
+            Scram::Sha512 => "SCRAM-SHA-512",
+        }
+    }
+
+    fn tansu_name(self) -> &'static str {
+        match self {
+            Scram::Sha256 => "scram256",
+            Scram::Sha512 => "scram512",
+        }
+    }
+}
+
+/// A user with a SCRAM credential for one mechanism, on a broker that requires SASL
+/// ([`Broker::start_with_sasl`]).
+#[derive(Debug, Clone)]
+pub struct SaslUser {
+    pub name: String,
+    pub password: String,
+    pub mechanism: Scram,
+}
+
+impl SaslUser {
+    pub fn new(name: &str, password: &str, mechanism: Scram) -> SaslUser {
+        SaslUser {
+            name: name.to_owned(),
+            password: password.to_owned(),
+            mechanism,
+        }
+    }
+
+    /// The librdkafka properties an independent client authenticates as this user with (for
+    /// the `extra` of [`produce`], [`consume_until_with`], [`create_topics_with`],
+    /// [`committed_with`]).
+    pub fn client_properties(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("security.protocol", "sasl_plaintext"),
+            ("sasl.mechanism", self.mechanism.mechanism()),
+            ("sasl.username", &self.name),
+            ("sasl.password", &self.password),
+        ]
+    }
 }
 
 /// The Tansu binary, from `WEIR_TANSU`.
@@ -77,6 +138,58 @@ impl Broker {
         Broker::spawn(port, advertised, "sqlite://tansu.db")
     }
 
+    /// Starts a broker that requires SASL authentication (`tansu broker --authentication`) and
+    /// knows `users`' SCRAM credentials, then checks that each of them can authenticate.
+    ///
+    /// Tansu 0.6.0 only takes credentials (AlterUserScramCredentials, what `tansu user create`
+    /// sends) from a client that has authenticated, and its `tansu user create` cannot, so the
+    /// users are created on the same SQLite storage while the broker runs without
+    /// authentication, and the broker is then restarted with it. Topics are created afterwards
+    /// with [`create_topics_with`] and a user's [`SaslUser::client_properties`].
+    pub fn start_with_sasl(users: &[SaslUser]) -> Broker {
+        let mut broker = Broker::start();
+        for u in users {
+            let out = std::process::Command::new(tansu_binary())
+                .args(["user", "create", "--broker"])
+                .arg(format!("tcp://{}", broker.addr))
+                .args([
+                    "--mechanism",
+                    u.mechanism.tansu_name(),
+                    &u.name,
+                    &u.password,
+                ])
+                .output()
+                .expect("cannot run tansu user create");
+            assert!(
+                out.status.success(),
+                "tansu user create {} failed: {}{}",
+                u.name,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        broker.stop();
+        broker.authentication = true;
+        broker.restart();
+        // `tansu user create` exits 0 whatever the broker answered: prove every credential works.
+        for u in users {
+            let mut cfg = client_config(&broker.addr);
+            for (k, v) in u.client_properties() {
+                cfg.set(k, v);
+            }
+            let consumer: BaseConsumer = cfg.create().unwrap();
+            if let Err(e) = consumer.fetch_metadata(None, Duration::from_secs(10)) {
+                panic!(
+                    "user {} cannot authenticate with {} on the test broker: {e}\n{}",
+                    u.name,
+                    u.mechanism.mechanism(),
+                    broker.log_tail(20)
+                );
+            }
+        }
+        broker
+    }
+
     /// A broker with Tansu's memory engine. Tansu 0.6.0's SQLite engine cannot serve
     /// snappy-compressed batches (its fetch fails with `UnexpectedType("Snappy")`, seen with
     /// Python's confluent-kafka too), while the memory engine returns them as stored; but the
@@ -103,6 +216,7 @@ impl Broker {
             port,
             advertised: advertised.to_owned(),
             storage: storage.to_owned(),
+            authentication: false,
             // Storage in RAM where there is a tmpfs: SQLite's WAL checkpoints fsync, and on a
             // disk shared with compilers and linkers one fsync can take seconds, long enough for
             // group sessions to expire and a test to measure the disk instead of Weir.
@@ -123,8 +237,12 @@ impl Broker {
             .append(true)
             .open(self.dir.path().join("tansu.log"))
             .unwrap();
-        let child = std::process::Command::new(tansu_binary())
-            .arg("broker")
+        let mut command = std::process::Command::new(tansu_binary());
+        command.arg("broker");
+        if self.authentication {
+            command.arg("--authentication");
+        }
+        let child = command
             .arg("--listener-url")
             .arg(format!("tcp://127.0.0.1:{}", self.port))
             .arg("--advertised-listener-url")
@@ -235,7 +353,21 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
 
 /// Creates topics through the Kafka admin API (Tansu does not auto-create them).
 pub async fn create_topics(bootstrap: &str, names: &[&str], partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create().unwrap();
+    create_topics_with(bootstrap, &[], names, partitions).await
+}
+
+/// [`create_topics`] with extra client properties (SASL, TLS).
+pub async fn create_topics_with(
+    bootstrap: &str,
+    extra: &[(&str, &str)],
+    names: &[&str],
+    partitions: i32,
+) {
+    let mut cfg = client_config(bootstrap);
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    let admin: AdminClient<DefaultClientContext> = cfg.create().unwrap();
     let topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
@@ -442,7 +574,21 @@ pub fn consume_until_with(
 
 /// The low and high watermarks of each partition of `topic`, as the broker reports them.
 pub fn watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i64, i64)> {
-    let consumer: BaseConsumer = client_config(bootstrap).create().unwrap();
+    watermarks_with(bootstrap, &[], topic, partitions)
+}
+
+/// [`watermarks`] with extra client properties (SASL, TLS).
+pub fn watermarks_with(
+    bootstrap: &str,
+    extra: &[(&str, &str)],
+    topic: &str,
+    partitions: i32,
+) -> Vec<(i64, i64)> {
+    let mut cfg = client_config(bootstrap);
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    let consumer: BaseConsumer = cfg.create().unwrap();
     (0..partitions)
         .map(|p| {
             consumer
@@ -454,10 +600,23 @@ pub fn watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i64, i6
 
 /// The committed offsets of `group` for each partition of `topic` (None = nothing committed).
 pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<Option<i64>> {
-    let consumer: BaseConsumer = client_config(bootstrap)
-        .set("group.id", group)
-        .create()
-        .unwrap();
+    committed_with(bootstrap, &[], group, topic, partitions)
+}
+
+/// [`committed`] with extra client properties (SASL, TLS).
+pub fn committed_with(
+    bootstrap: &str,
+    extra: &[(&str, &str)],
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<Option<i64>> {
+    let mut cfg = client_config(bootstrap);
+    cfg.set("group.id", group);
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
+    let consumer: BaseConsumer = cfg.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition(topic, p);

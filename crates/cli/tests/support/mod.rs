@@ -150,6 +150,11 @@ impl Run {
         Run(Some(c.spawn().expect("cannot start weir run")))
     }
 
+    /// A `weir run` the test spawned itself (its own stdout or environment).
+    pub fn adopt(child: Child) -> Run {
+        Run(Some(child))
+    }
+
     pub fn child(&mut self) -> &mut Child {
         self.0.as_mut().expect("running")
     }

@@ -176,9 +176,20 @@ pub fn needs_new_producer(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-fn outcome(error: &KafkaError, topic: &str) -> RecordOutcome {
-    let message = format!("producing to topic {topic:?} failed: {error}");
-    match error.rdkafka_error_code() {
+fn outcome(error: &KafkaError, topic: &str, diagnostics: &ClientDiagnostics) -> RecordOutcome {
+    let mut message = format!("producing to topic {topic:?} failed: {error}");
+    let code = error.rdkafka_error_code();
+    // A timeout hides why nothing was delivered (refused credentials, TLS, unreachable brokers):
+    // the client's last problems say it.
+    if code == Some(RDKafkaErrorCode::MessageTimedOut)
+        && let Some(detail) = diagnostics.summary()
+    {
+        if let Some(hint) = diagnostics.explain() {
+            message.push_str(&format!(" ({hint})"));
+        }
+        message.push_str(&format!("; last client error: {detail}"));
+    }
+    match code {
         Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition) => {
             RecordOutcome::Fatal(format!(
                 "{message} (the topic does not exist; Weir does not create topics)"
@@ -357,7 +368,7 @@ impl Sink for KafkaSink {
                         waited += Duration::from_millis(2);
                     }
                     Err((e, _)) => {
-                        outcomes[i] = Some(outcome(&e, &dest.topic));
+                        outcomes[i] = Some(outcome(&e, &dest.topic, &self.diagnostics));
                         break;
                     }
                 }
@@ -370,7 +381,7 @@ impl Sink for KafkaSink {
                 Ok(Ok(_)) => RecordOutcome::Delivered,
                 Ok(Err((e, m))) => {
                     replace |= e.rdkafka_error_code().is_some_and(needs_new_producer);
-                    outcome(&e, rdkafka::Message::topic(&m))
+                    outcome(&e, rdkafka::Message::topic(&m), &self.diagnostics)
                 }
                 Err(_) => {
                     RecordOutcome::Retriable("the producer was closed before delivery".into())
