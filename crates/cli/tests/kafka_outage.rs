@@ -69,13 +69,18 @@ fn wait_for(b: &str, topic: &str, n: i64, weir: &mut Run, log: &Path, timeout: D
 
 /// Kafka → filter (`keep`) → Kafka, the sink slow on purpose (one write of 100 at a time with a
 /// 100 ms linger: about 1,000 records/s) so that the outage finds records in every stage.
-fn relay(b: &str, input: &str, output: &str, group: &str, sink_extra: &str, tail: &str) -> String {
+fn relay(
+    (src, b): (&str, &str),
+    (input, output, group): (&str, &str, &str),
+    sink_extra: &str,
+    tail: &str,
+) -> String {
     format!(
         r#"pipelines:
   relay:
     source:
       type: kafka
-      bootstrap_servers: "{b}"
+      bootstrap_servers: "{src}"
       topics: [{input}]
       group_id: {group}
       start_from: earliest
@@ -138,7 +143,7 @@ async fn a_broker_outage_mid_stream_is_ridden_out_losing_nothing_and_logged_per_
     let group = unique("g");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("relay.yaml");
-    std::fs::write(&config, relay(&b, &input, &output, &group, "", "")).unwrap();
+    std::fs::write(&config, relay((&b, &b), (&input, &output, &group), "", "")).unwrap();
     let log = dir.path().join("weir.log");
     let mut weir = Run::start(&config, &[], &log);
 
@@ -304,11 +309,15 @@ fn kept_missing(n: usize, have: &HashSet<u64>) -> Vec<u64> {
         .collect()
 }
 
-/// A pipeline started on `N` records behind a proxy, run until 2,000 are out.
+/// A pipeline started on `N` records behind a proxy, run until 2,000 are out. The output is on
+/// the broker behind the proxy (`b`); the input too, or with `split` on a broker of its own
+/// (`src`) that stays reachable, so that only the sink loses its brokers.
 struct Scenario {
     _broker: Broker,
+    _source_broker: Option<Broker>,
     proxy: Proxy,
     b: String,
+    src: String,
     input: String,
     output: String,
     group: String,
@@ -318,21 +327,38 @@ struct Scenario {
 }
 
 impl Scenario {
-    async fn start(n: usize, sink_extra: &str, tail: impl Fn(&Path) -> String) -> (Scenario, Run) {
+    async fn start(
+        n: usize,
+        split: bool,
+        sink_extra: &str,
+        tail: impl Fn(&Path) -> String,
+    ) -> (Scenario, Run) {
         // On the memory engine (see `Broker::start_in_memory_with`: records that time out
         // make the SQLite engine panic), whose fetches must start on a batch: one record each.
         let (broker, proxy, b, input, output) = broker_behind_proxy(true).await;
-        produce(&b, &input, &numbered(n), &[("batch.num.messages", "1")]).await;
+        let source_broker = split.then(Broker::start);
+        let src = source_broker.as_ref().map_or(b.clone(), Broker::addr);
+        if split {
+            create_topics(&src, &[&input], PARTITIONS).await;
+        }
+        produce(&src, &input, &numbered(n), &[("batch.num.messages", "1")]).await;
         let group = unique("g");
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("relay.yaml");
-        let yaml = relay(&b, &input, &output, &group, sink_extra, &tail(dir.path()));
+        let yaml = relay(
+            (&src, &b),
+            (&input, &output, &group),
+            sink_extra,
+            &tail(dir.path()),
+        );
         std::fs::write(&config, yaml).unwrap();
         let log = dir.path().join("weir.log");
         let s = Scenario {
             _broker: broker,
+            _source_broker: source_broker,
             proxy,
             b,
+            src,
             input,
             output,
             group,
@@ -368,6 +394,7 @@ async fn a_broker_gone_longer_than_message_timeout_sends_the_records_to_the_dlq_
     const N: usize = 20_000;
     let (s, weir) = Scenario::start(
         N,
+        false,
         "        message_timeout: 3s\n        retry: { max_attempts: 2, initial_backoff: 200ms }\n",
         |d| {
             format!(
@@ -458,7 +485,7 @@ async fn a_broker_gone_longer_than_message_timeout_sends_the_records_to_the_dlq_
         missing.len(),
         &missing[..missing.len().min(10)]
     );
-    assert_committed_all(&s.b, &s.group, &s.input, N);
+    assert_committed_all(&s.src, &s.group, &s.input, N);
     eprintln!(
         "message timeout: {} dead-lettered ({} of them also written), {} written",
         dead_seqs.len(),
@@ -467,15 +494,17 @@ async fn a_broker_gone_longer_than_message_timeout_sends_the_records_to_the_dlq_
     );
 }
 
-/// The same outage with `on_error: stop`: the pipeline stops with an error that names the
-/// timeout and exits non-zero, commits nothing it did not write, and a restart once the broker
-/// is back delivers every kept record.
+/// The sink's brokers gone past `message_timeout` with `on_error: stop` (the source's stay up,
+/// so its commits would reach them): the pipeline stops with an error that names the timeout
+/// and exits non-zero, commits nothing it did not write, and a restart once the brokers are
+/// back delivers every kept record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_gone_longer_than_message_timeout_stops_a_pipeline_that_says_stop_and_a_restart_delivers_all()
  {
     const N: usize = 20_000;
     let (s, weir) = Scenario::start(
         N,
+        true,
         "        message_timeout: 3s\n        retry: { max_attempts: 2, initial_backoff: 200ms }\n        on_error: stop\n",
         |_| String::new(),
     )
@@ -509,9 +538,9 @@ async fn a_broker_gone_longer_than_message_timeout_stops_a_pipeline_that_says_st
 
     // Nothing committed that is not in the output.
     let seen = written(&s.b, &s.output, 0).await;
-    let committed = committed(&s.b, &s.group, &s.input, PARTITIONS);
+    let committed = committed(&s.src, &s.group, &s.input, PARTITIONS);
     let input = read_topic(
-        &s.b,
+        &s.src,
         &s.input,
         PARTITIONS,
         N,
