@@ -9,6 +9,8 @@
 //! [`ScanError::Unsupported`], so that such a document takes serde_json's own path.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 /// serde_json refuses the 128th nested array or object (its `remaining_depth` starts at 128).
 pub const MAX_DEPTH: u32 = 127;
@@ -158,14 +160,20 @@ pub fn scan_valid(doc: &[u8], wanted: &Wanted, slots: &mut [Slot]) -> Result<Sca
 
 /// The members of a document's root object, as a validating scan found them: later stages find
 /// a top-level member without scanning the document again, and scan only inside the members
-/// they need.
+/// they need. Cloning shares the members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootIndex {
     /// One past the root's `{`.
     open: u32,
     /// The root's `}`.
     close: u32,
-    members: Vec<Member>,
+    members: Arc<[Member]>,
+}
+
+thread_local! {
+    /// The members a scan collects before they are copied into one shared allocation: reused,
+    /// so an index costs one allocation per document.
+    static MEMBERS: RefCell<Vec<Member>> = const { RefCell::new(Vec::new()) };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,15 +194,21 @@ pub fn scan_indexed(
     wanted: &Wanted,
     slots: &mut [Slot],
 ) -> Result<(ScanInfo, Option<RootIndex>), ScanError> {
-    let mut members = Vec::with_capacity(16);
-    let info = scan_inner::<true>(doc, wanted, slots, Some(&mut members))?;
-    let root = slots[0];
-    let index = (doc.get(root.start as usize) == Some(&b'{')).then(|| RootIndex {
-        open: root.start + 1,
-        close: root.end - 1,
-        members,
-    });
-    Ok((info, index))
+    MEMBERS.with_borrow_mut(|members| {
+        members.clear();
+        let info = scan_inner::<true>(doc, wanted, slots, Some(members))?;
+        let root = slots[0];
+        let index = (doc.get(root.start as usize) == Some(&b'{')).then(|| RootIndex {
+            open: root.start + 1,
+            close: root.end - 1,
+            members: Arc::from(&members[..]),
+        });
+        if members.capacity() > 1024 {
+            // Not kept for every later document after one with a huge root object.
+            *members = Vec::new();
+        }
+        Ok((info, index))
+    })
 }
 
 /// [`scan_valid`] through an index of the same document: top-level members from the index,
