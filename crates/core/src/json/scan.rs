@@ -394,8 +394,18 @@ fn quote_stop(b: &[u8], mut i: usize) -> usize {
 }
 
 impl<const CHECK: bool> Scanner<'_, '_, CHECK> {
+    /// Skips whitespace; compact JSON has none between tokens, so the first byte decides most
+    /// calls with one comparison.
     #[inline(always)]
     fn ws(&mut self) {
+        match self.b.get(self.i) {
+            Some(&c) if c > b' ' => {}
+            _ => self.ws_run(),
+        }
+    }
+
+    #[inline(never)]
+    fn ws_run(&mut self) {
         while let Some(&c) = self.b.get(self.i) {
             if c == b' ' || c == b'\n' || c == b'\t' || c == b'\r' {
                 self.i += 1;
@@ -591,6 +601,17 @@ impl<const CHECK: bool> Scanner<'_, '_, CHECK> {
         Ok(())
     }
 
+    /// A member's or element's value: strings and numbers here, without the call through
+    /// [`Scanner::value`] (most values are scalars), the rest through it.
+    #[inline(always)]
+    fn member_value(&mut self, node: Option<u32>) -> Result<(), ScanError> {
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => self.value(node),
+        }
+    }
+
     fn array(&mut self) -> Result<(), ScanError> {
         self.enter()?;
         self.ws();
@@ -600,7 +621,7 @@ impl<const CHECK: bool> Scanner<'_, '_, CHECK> {
             return Ok(());
         }
         loop {
-            self.value(None)?;
+            self.member_value(None)?;
             self.ws();
             match self.peek() {
                 Some(b',') => {
@@ -668,11 +689,15 @@ impl<const CHECK: bool> Scanner<'_, '_, CHECK> {
                     children.iter().find(|(c, _)| **c == *k).map(|(_, id)| *id)
                 }
             };
-            self.ws();
-            if self.peek() != Some(b':') {
-                return Err(ScanError::Invalid);
+            if self.peek() == Some(b':') {
+                self.i += 1;
+            } else {
+                self.ws();
+                if self.peek() != Some(b':') {
+                    return Err(ScanError::Invalid);
+                }
+                self.i += 1;
             }
-            self.i += 1;
             self.ws();
             let start = self.i;
             if let Some(c) = hit
@@ -681,7 +706,7 @@ impl<const CHECK: bool> Scanner<'_, '_, CHECK> {
                 self.info.duplicate = true;
                 self.wanted.clear_below(c, self.slots);
             }
-            self.value(hit)?;
+            self.member_value(hit)?;
             let end = self.i;
             if self.depth == 1
                 && let Some(m) = self.members.as_deref_mut()

@@ -12,8 +12,7 @@ struct Decimal<'a> {
     exp: i64,
 }
 
-fn parse(text: &str) -> Option<Decimal<'_>> {
-    let b = text.as_bytes();
+fn parse(b: &[u8]) -> Option<Decimal<'_>> {
     let (negative, rest) = match b.first()? {
         b'-' => (true, &b[1..]),
         b'+' => (false, &b[1..]),
@@ -94,6 +93,11 @@ fn cmp_magnitude(a: &Decimal<'_>, b: &Decimal<'_>) -> Ordering {
 
 /// Compares two JSON number texts exactly; `None` when either is not a number.
 pub fn compare(a: &str, b: &str) -> Option<Ordering> {
+    compare_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`compare`] on the numbers' bytes (as a scan finds them in a document).
+pub fn compare_bytes(a: &[u8], b: &[u8]) -> Option<Ordering> {
     let (a, b) = (parse(a)?, parse(b)?);
     let (za, zb) = (a.significant().is_none(), b.significant().is_none());
     let (na, nb) = (a.negative && !za, b.negative && !zb);
