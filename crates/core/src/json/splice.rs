@@ -1,14 +1,24 @@
 //! Edits of a document's bytes: replace, remove or insert ranges, applied in one copy.
 
+use std::cell::Cell;
+
 /// Edits kept without a heap allocation; more spill to a `Vec`.
 const INLINE_EDITS: usize = 4;
+
+/// Replacement text buffers larger than this are not kept for the next splice.
+const KEPT_TEXT: usize = 4096;
+
+thread_local! {
+    /// The replacement text buffer, reused from one splice to the next on a thread.
+    static TEXT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
 
 /// Pending edits of one document; ranges must not overlap (an insertion may sit at the start or
 /// end of another edit's range).
 ///
-/// A few edits (the usual mask or exclusion) cost no allocation but the replacement text's and
-/// the output's; the output is allocated at its exact length, so turning it into `Bytes` does
-/// not allocate again.
+/// A few edits (the usual mask or exclusion) cost no allocation but the output's (the
+/// replacement text goes to a buffer reused on the thread); the output is allocated at its
+/// exact length, so turning it into `Bytes` does not allocate again.
 #[derive(Debug)]
 pub struct Splice<'d> {
     doc: &'d [u8],
@@ -34,7 +44,7 @@ impl<'d> Splice<'d> {
             inline: [Edit::default(); INLINE_EDITS],
             len: 0,
             spill: Vec::new(),
-            text: Vec::new(),
+            text: TEXT.try_with(Cell::take).unwrap_or_default(),
         }
     }
 
@@ -126,6 +136,17 @@ impl<'d> Splice<'d> {
     }
 }
 
+impl Drop for Splice<'_> {
+    fn drop(&mut self) {
+        let mut text = std::mem::take(&mut self.text);
+        if text.capacity() <= KEPT_TEXT {
+            text.clear();
+            // During the thread's teardown the buffer is simply freed.
+            let _ = TEXT.try_with(|t| t.set(text));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +168,20 @@ mod tests {
         let out = s.finish().unwrap();
         assert_eq!(out, b"23[four]5six7^89cdEF");
         assert_eq!(out.len(), out.capacity());
+    }
+
+    #[test]
+    fn a_reused_text_buffer_starts_empty() {
+        let mut s = Splice::new(b"[1,2]");
+        s.replace(1, 2, b"\"one\"");
+        assert_eq!(s.finish().unwrap(), b"[\"one\",2]");
+        // Dropped without finishing: its text must not reach the next splice either.
+        let mut s = Splice::new(b"[1,2]");
+        s.replace(3, 4, b"22");
+        drop(s);
+        let mut s = Splice::new(b"[1,2]");
+        s.replace(3, 4, b"two");
+        assert_eq!(s.finish().unwrap(), b"[1,two]");
     }
 
     #[test]

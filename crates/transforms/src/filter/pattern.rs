@@ -94,8 +94,8 @@ enum Matcher {
     },
     EqualsIgnoreCase(String),
     AnythingBut(AnythingBut),
-    /// Conditions with their bounds' number text, compared exactly.
-    Numeric(Vec<(Op, String)>),
+    /// Conditions with their bounds (parsed once), compared exactly.
+    Numeric(Vec<(Op, number::Bound)>),
     Exists(bool),
     Wildcard(Wildcard),
     Cidr(IpNet),
@@ -383,7 +383,12 @@ fn compile_matcher(item: &Json, path: &str) -> R<Matcher> {
             })?),
             _ => return err(&p, "`cidr` takes a string such as \"10.0.0.0/24\""),
         },
-        "numeric" => Matcher::Numeric(compile_numeric(v, &p)?),
+        "numeric" => Matcher::Numeric(
+            compile_numeric(v, &p)?
+                .into_iter()
+                .map(|(op, text)| (op, number::Bound::new(text).expect("a checked number")))
+                .collect(),
+        ),
         "anything-but" => Matcher::AnythingBut(compile_anything_but(v, &p)?),
         other => {
             let known = [
@@ -777,7 +782,7 @@ impl Matcher {
             Matcher::Numeric(conds) => Some(
                 is_number(v)
                     && conds.iter().all(|(op, bound)| {
-                        number::compare_bytes(v, bound.as_bytes()).is_some_and(|o| op.holds(o))
+                        number::compare_to_bound(v, bound).is_some_and(|o| op.holds(o))
                     }),
             ),
             Matcher::AnythingBut(AnythingBut::Values(vals)) => {
@@ -818,9 +823,9 @@ impl Matcher {
                 .and_then(|s| s.parse::<IpAddr>().ok())
                 .is_some_and(|ip| net.contains(&ip)),
             Matcher::Numeric(conds) => match v {
-                Scalar::Number(x) => conds
-                    .iter()
-                    .all(|(op, bound)| number::compare(x, bound).is_some_and(|o| op.holds(o))),
+                Scalar::Number(x) => conds.iter().all(|(op, bound)| {
+                    number::compare_to_bound(x.as_bytes(), bound).is_some_and(|o| op.holds(o))
+                }),
                 _ => false,
             },
             Matcher::Exists(_) => unreachable!("handled by Rule::matches"),
