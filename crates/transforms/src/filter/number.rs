@@ -18,29 +18,37 @@ fn parse(b: &[u8]) -> Option<Decimal<'_>> {
         b'+' => (false, &b[1..]),
         _ => (false, b),
     };
-    let mantissa_end = rest
-        .iter()
-        .position(|c| *c == b'e' || *c == b'E')
-        .unwrap_or(rest.len());
-    let (mantissa, exp) = rest.split_at(mantissa_end);
-    let exp: i64 = if exp.is_empty() {
-        0
+    // One pass: integer digits, an optional fraction, then nothing or an exponent.
+    let digits_from = |mut i: usize| {
+        while rest.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    let int_end = digits_from(0);
+    let int = &rest[..int_end];
+    let (frac, mantissa_end) = if rest.get(int_end) == Some(&b'.') {
+        let end = digits_from(int_end + 1);
+        (&rest[int_end + 1..end], end)
     } else {
-        let e = std::str::from_utf8(&exp[1..]).ok()?;
-        // Exponents beyond this are far outside any number Weir compares; saturate.
-        e.parse::<i64>()
-            .unwrap_or(if e.starts_with('-') {
-                -1 << 40
-            } else {
-                1 << 40
-            })
-            .clamp(-(1 << 40), 1 << 40)
+        (&rest[int_end..int_end], int_end)
     };
-    let (int, frac) = match mantissa.iter().position(|c| *c == b'.') {
-        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
-        None => (mantissa, &mantissa[mantissa.len()..]),
+    let exp: i64 = match rest.get(mantissa_end) {
+        None => 0,
+        Some(b'e' | b'E') => {
+            let e = std::str::from_utf8(&rest[mantissa_end + 1..]).ok()?;
+            // Exponents beyond this are far outside any number Weir compares; saturate.
+            e.parse::<i64>()
+                .unwrap_or(if e.starts_with('-') {
+                    -1 << 40
+                } else {
+                    1 << 40
+                })
+                .clamp(-(1 << 40), 1 << 40)
+        }
+        Some(_) => return None,
     };
-    if int.is_empty() && frac.is_empty() || !int.iter().chain(frac).all(u8::is_ascii_digit) {
+    if int.is_empty() && frac.is_empty() {
         return None;
     }
     Some(Decimal {
