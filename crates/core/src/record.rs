@@ -34,7 +34,7 @@ pub struct Value {
     /// The current bytes are known to be valid JSON (a scan passed them, or they are a splice).
     checked: bool,
     /// The members of the current bytes' root object, from the scan that checked them.
-    index: Option<Arc<crate::json::RootIndex>>,
+    index: Option<crate::json::RootIndex>,
     /// Bytes a sink's converter encoded (Avro, say): written out instead of the value, while
     /// `raw` stays the source's original for dead letters.
     output: Option<Bytes>,
@@ -84,12 +84,12 @@ impl Value {
     /// object's members if it made one.
     pub fn set_checked(&mut self, index: Option<crate::json::RootIndex>) {
         self.checked = true;
-        self.index = index.map(Arc::new);
+        self.index = index;
     }
 
     /// The index of the current bytes' root object, from the scan that checked them.
     pub fn index(&self) -> Option<&crate::json::RootIndex> {
-        self.index.as_deref().filter(|_| self.is_checked())
+        self.index.as_ref().filter(|_| self.is_checked())
     }
 
     /// True when the value was built or changed (as JSON or by splicing its bytes), so its

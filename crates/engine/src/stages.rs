@@ -306,6 +306,56 @@ async fn apply_batched(
     }
 }
 
+/// A per-record stage, in place: a kept record moves only when one before it left the batch,
+/// so a batch the stage keeps whole is not copied (records are a few hundred bytes each).
+async fn apply_each(
+    stage: &TransformStage,
+    mut records: Vec<Record>,
+    failed: &mut Vec<(Record, StageFailure)>,
+    discarded: &mut u64,
+) -> Vec<Record> {
+    // records[..kept] are kept; records[kept..i] were dropped or failed (and are left behind).
+    let mut kept = 0;
+    let mut i = 0;
+    while i < records.len() {
+        match apply_one(stage, &mut records[i]).await {
+            Ok(Flow::Keep) => {
+                if kept != i {
+                    records.swap(kept, i);
+                }
+                kept += 1;
+            }
+            Ok(Flow::Drop) => *discarded += 1,
+            Ok(Flow::Split(v)) => {
+                // Rare: the rest of the batch goes into a new vector.
+                let rest = records.split_off(i + 1);
+                records.truncate(kept);
+                let mut out = records;
+                out.extend(v);
+                for mut rec in rest {
+                    match apply_one(stage, &mut rec).await {
+                        Ok(Flow::Keep) => out.push(rec),
+                        Ok(Flow::Drop) => *discarded += 1,
+                        Ok(Flow::Split(v)) => out.extend(v),
+                        Err((e, attempts)) => failed.push((
+                            rec,
+                            failure(stage.transform.stage(), &stage.name, &e, attempts),
+                        )),
+                    }
+                }
+                return out;
+            }
+            Err((e, attempts)) => failed.push((
+                std::mem::take(&mut records[i]),
+                failure(stage.transform.stage(), &stage.name, &e, attempts),
+            )),
+        }
+        i += 1;
+    }
+    records.truncate(kept);
+    records
+}
+
 /// Runs records through the stages in order; failed records follow each stage's `on_error`.
 pub async fn apply_stages(
     stages: &[TransformStage],
@@ -322,24 +372,15 @@ pub async fn apply_stages(
             .metrics
             .received_bytes
             .inc(records.iter().map(|r| r.approx_size() as u64).sum());
-        let mut out = Vec::with_capacity(records.len());
         let mut failed = Vec::new();
         let mut discarded = 0u64;
-        if stage.transform.is_batched() {
+        let mut out = if stage.transform.is_batched() {
+            let mut out = Vec::with_capacity(records.len());
             apply_batched(stage, records, &mut out, &mut failed, &mut discarded).await;
+            out
         } else {
-            for mut rec in records {
-                match apply_one(stage, &mut rec).await {
-                    Ok(Flow::Keep) => out.push(rec),
-                    Ok(Flow::Drop) => discarded += 1,
-                    Ok(Flow::Split(v)) => out.extend(v),
-                    Err((e, attempts)) => failed.push((
-                        rec,
-                        failure(stage.transform.stage(), &stage.name, &e, attempts),
-                    )),
-                }
-            }
-        }
+            apply_each(stage, records, &mut failed, &mut discarded).await
+        };
         stage.metrics.discarded_filtered.inc(discarded);
         // Through the batch: whatever was retried is over.
         stage.metrics.health.ok();

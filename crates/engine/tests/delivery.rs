@@ -831,3 +831,50 @@ async fn health_checks_run_at_start_and_a_failure_does_not_stop_the_pipeline() {
         "healthcheck: false skips it"
     );
 }
+
+/// Drops, fails and (once) splits records by their `seq`, so one batch mixes every outcome.
+struct Mixed;
+impl Transform for Mixed {
+    fn apply(&self, r: &mut Record) -> Result<Flow, TransformError> {
+        let seq = r.value.json()?["seq"].as_u64().unwrap();
+        match seq {
+            14 => Ok(Flow::Split(vec![
+                r.derive(json!({"seq": seq, "part": 1})),
+                r.derive(json!({"seq": seq, "part": 2})),
+            ])),
+            s if s % 5 == 1 => Ok(Flow::Drop),
+            s if s % 5 == 3 => Err(TransformError::Fatal("refused".into())),
+            _ => Ok(Flow::Keep),
+        }
+    }
+}
+
+#[tokio::test]
+async fn kept_dropped_failed_and_split_records_leave_a_stage_in_their_order() {
+    // Batches of ten: the first has no split (records stay in place), the second splits its
+    // fifth record with drops and failures before and after it.
+    let (source, statuses) = VecSource::new(20, 10);
+    let sink = Arc::new(TestSink::default());
+    let dlq = Arc::new(TestSink::default());
+    let p = Pipeline::builder("mixed")
+        .source("vec", source)
+        .transform("mixed", Mixed)
+        .sink_with("out", sink.clone(), fast_retry())
+        .dlq("dead", dlq.clone(), fast_retry())
+        .build()
+        .unwrap();
+    p.run(CancellationToken::new()).await.unwrap();
+    let mut want = Vec::new();
+    for seq in 0..20u64 {
+        match seq {
+            14 => want.extend([14, 14]),
+            s if s % 5 == 1 || s % 5 == 3 => {}
+            s => want.push(s),
+        }
+    }
+    assert_eq!(sink.seqs(), want);
+    assert_eq!(dlq.seqs(), vec![3, 8, 13, 18]);
+    let st = statuses.lock().unwrap();
+    assert_eq!(st.len(), 20);
+    assert!(st.iter().all(|s| *s == AckStatus::Delivered), "{st:?}");
+}

@@ -9,6 +9,8 @@
 //! [`ScanError::Unsupported`], so that such a document takes serde_json's own path.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 /// serde_json refuses the 128th nested array or object (its `remaining_depth` starts at 128).
 pub const MAX_DEPTH: u32 = 127;
@@ -158,14 +160,20 @@ pub fn scan_valid(doc: &[u8], wanted: &Wanted, slots: &mut [Slot]) -> Result<Sca
 
 /// The members of a document's root object, as a validating scan found them: later stages find
 /// a top-level member without scanning the document again, and scan only inside the members
-/// they need.
+/// they need. Cloning shares the members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootIndex {
     /// One past the root's `{`.
     open: u32,
     /// The root's `}`.
     close: u32,
-    members: Vec<Member>,
+    members: Arc<[Member]>,
+}
+
+thread_local! {
+    /// The members a scan collects before they are copied into one shared allocation: reused,
+    /// so an index costs one allocation per document.
+    static MEMBERS: RefCell<Vec<Member>> = const { RefCell::new(Vec::new()) };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,15 +194,21 @@ pub fn scan_indexed(
     wanted: &Wanted,
     slots: &mut [Slot],
 ) -> Result<(ScanInfo, Option<RootIndex>), ScanError> {
-    let mut members = Vec::with_capacity(16);
-    let info = scan_inner::<true>(doc, wanted, slots, Some(&mut members))?;
-    let root = slots[0];
-    let index = (doc.get(root.start as usize) == Some(&b'{')).then(|| RootIndex {
-        open: root.start + 1,
-        close: root.end - 1,
-        members,
-    });
-    Ok((info, index))
+    MEMBERS.with_borrow_mut(|members| {
+        members.clear();
+        let info = scan_inner::<true>(doc, wanted, slots, Some(members))?;
+        let root = slots[0];
+        let index = (doc.get(root.start as usize) == Some(&b'{')).then(|| RootIndex {
+            open: root.start + 1,
+            close: root.end - 1,
+            members: Arc::from(&members[..]),
+        });
+        if members.capacity() > 1024 {
+            // Not kept for every later document after one with a huge root object.
+            *members = Vec::new();
+        }
+        Ok((info, index))
+    })
 }
 
 /// [`scan_valid`] through an index of the same document: top-level members from the index,
@@ -380,8 +394,18 @@ fn quote_stop(b: &[u8], mut i: usize) -> usize {
 }
 
 impl<const CHECK: bool> Scanner<'_, '_, CHECK> {
+    /// Skips whitespace; compact JSON has none between tokens, so the first byte decides most
+    /// calls with one comparison.
     #[inline(always)]
     fn ws(&mut self) {
+        match self.b.get(self.i) {
+            Some(&c) if c > b' ' => {}
+            _ => self.ws_run(),
+        }
+    }
+
+    #[inline(never)]
+    fn ws_run(&mut self) {
         while let Some(&c) = self.b.get(self.i) {
             if c == b' ' || c == b'\n' || c == b'\t' || c == b'\r' {
                 self.i += 1;
@@ -577,6 +601,17 @@ impl<const CHECK: bool> Scanner<'_, '_, CHECK> {
         Ok(())
     }
 
+    /// A member's or element's value: strings and numbers here, without the call through
+    /// [`Scanner::value`] (most values are scalars), the rest through it.
+    #[inline(always)]
+    fn member_value(&mut self, node: Option<u32>) -> Result<(), ScanError> {
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => self.value(node),
+        }
+    }
+
     fn array(&mut self) -> Result<(), ScanError> {
         self.enter()?;
         self.ws();
@@ -586,7 +621,7 @@ impl<const CHECK: bool> Scanner<'_, '_, CHECK> {
             return Ok(());
         }
         loop {
-            self.value(None)?;
+            self.member_value(None)?;
             self.ws();
             match self.peek() {
                 Some(b',') => {
@@ -654,11 +689,15 @@ impl<const CHECK: bool> Scanner<'_, '_, CHECK> {
                     children.iter().find(|(c, _)| **c == *k).map(|(_, id)| *id)
                 }
             };
-            self.ws();
-            if self.peek() != Some(b':') {
-                return Err(ScanError::Invalid);
+            if self.peek() == Some(b':') {
+                self.i += 1;
+            } else {
+                self.ws();
+                if self.peek() != Some(b':') {
+                    return Err(ScanError::Invalid);
+                }
+                self.i += 1;
             }
-            self.i += 1;
             self.ws();
             let start = self.i;
             if let Some(c) = hit
@@ -667,7 +706,7 @@ impl<const CHECK: bool> Scanner<'_, '_, CHECK> {
                 self.info.duplicate = true;
                 self.wanted.clear_below(c, self.slots);
             }
-            self.value(hit)?;
+            self.member_value(hit)?;
             let end = self.i;
             if self.depth == 1
                 && let Some(m) = self.members.as_deref_mut()

@@ -24,6 +24,9 @@ struct SplicePlan {
     hash: Vec<u32>,
     /// `mask_with` as JSON text.
     mask_with_text: Vec<u8>,
+    /// The character `keep_last` fills with, as UTF-8, when it needs no escaping in JSON
+    /// (`None`: the masked text goes through [`write_json_str`]).
+    plain_fill: Option<Box<[u8]>>,
 }
 
 impl SplicePlan {
@@ -68,6 +71,12 @@ impl SplicePlan {
             mask,
             hash,
             mask_with_text: serde_json::to_vec(&t.mask_with).expect("JSON serializes"),
+            plain_fill: {
+                let fill = fill_char(&t.mask_with).to_string();
+                fill.bytes()
+                    .all(|c| c >= 0x20 && c != b'"' && c != b'\\')
+                    .then(|| fill.into_bytes().into_boxed_slice())
+            },
         })
     }
 }
@@ -102,11 +111,57 @@ fn keep_last_of(s: &str, with: &Json, keep_last: usize) -> Option<String> {
     } else {
         s.char_indices().nth(hidden).map_or(s.len(), |(i, _)| i)
     };
-    let fill = with.as_str().and_then(|w| w.chars().next()).unwrap_or('*');
+    let fill = fill_char(with);
     let mut out = String::with_capacity(hidden * fill.len_utf8() + s.len() - cut);
     out.extend(std::iter::repeat_n(fill, hidden));
     out.push_str(&s[cut..]);
     Some(out)
+}
+
+/// The character `keep_last` masks with: `mask_with`'s first, or `*`.
+fn fill_char(with: &Json) -> char {
+    with.as_str().and_then(|w| w.chars().next()).unwrap_or('*')
+}
+
+/// [`keep_last_of`] written as JSON text straight from a scanned string's content, for content
+/// without escapes (so every byte is the character's own UTF-8) and a fill that needs no
+/// escaping: `false` when the string is too short to keep anything.
+fn write_keep_last(buf: &mut Vec<u8>, content: &[u8], fill: &[u8], keep_last: usize) -> bool {
+    let ascii = content.is_ascii();
+    // Valid UTF-8: one character per byte that does not continue a sequence.
+    let n = if ascii {
+        content.len()
+    } else {
+        content.iter().filter(|&&c| c & 0xC0 != 0x80).count()
+    };
+    if n <= keep_last {
+        return false;
+    }
+    let hidden = n - keep_last;
+    let cut = if ascii {
+        hidden
+    } else {
+        content
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c & 0xC0 != 0x80)
+            .nth(hidden)
+            .map_or(content.len(), |(i, _)| i)
+    };
+    buf.reserve(hidden * fill.len() + content.len() - cut + 2);
+    buf.push(b'"');
+    if let [one] = fill {
+        buf.resize(buf.len() + hidden, *one);
+    } else {
+        for _ in 0..hidden {
+            buf.extend_from_slice(fill);
+        }
+    }
+    // No escapes and no raw control characters (a scan validated it): the tail is written as
+    // serde_json writes it.
+    buf.extend_from_slice(&content[cut..]);
+    buf.push(b'"');
+    true
 }
 
 fn mask_value(v: &mut Json, with: &Json, keep_last: usize) {
@@ -168,6 +223,19 @@ impl FieldsTransform {
                 continue;
             }
             let v = s.value(doc);
+            if self.keep_last > 0
+                && let Some(fill) = &plan.plain_fill
+                && v[0] == b'"'
+                && !v[1..v.len() - 1].contains(&b'\\')
+            {
+                let content = &v[1..v.len() - 1];
+                edits.replace_with(s.start, s.end, |b| {
+                    if !write_keep_last(b, content, fill, self.keep_last) {
+                        b.extend_from_slice(&plan.mask_with_text);
+                    }
+                });
+                continue;
+            }
             let kept = match scalar(v) {
                 Some(Scalar::String(text)) if self.keep_last > 0 => {
                     keep_last_of(&text, &self.mask_with, self.keep_last)
@@ -473,7 +541,8 @@ mod tests {
             mask in proptest::sample::subsequence(vec!["value.card.number", "value.a.a", "value.number"], 0..3),
             hash in proptest::sample::subsequence(vec!["value.card.b", "value.a.card"], 0..2),
             keep_last in 0usize..6,
-            mask_with in proptest::sample::select(vec!["\"****\"", "\"#\"", "0", "null", "\"é\""]),
+            // A fill of `"` or a tab needs escaping; `é` is two bytes.
+            mask_with in proptest::sample::select(vec!["\"****\"", "\"#\"", "0", "null", "\"é\"", "\"\\\"x\"", "\"\\tx\""]),
         ) {
             proptest::prop_assume!(!exclude.is_empty() || !mask.is_empty() || !hash.is_empty());
             let yaml = format!(

@@ -12,36 +12,43 @@ struct Decimal<'a> {
     exp: i64,
 }
 
-fn parse(text: &str) -> Option<Decimal<'_>> {
-    let b = text.as_bytes();
+fn parse(b: &[u8]) -> Option<Decimal<'_>> {
     let (negative, rest) = match b.first()? {
         b'-' => (true, &b[1..]),
         b'+' => (false, &b[1..]),
         _ => (false, b),
     };
-    let mantissa_end = rest
-        .iter()
-        .position(|c| *c == b'e' || *c == b'E')
-        .unwrap_or(rest.len());
-    let (mantissa, exp) = rest.split_at(mantissa_end);
-    let exp: i64 = if exp.is_empty() {
-        0
+    // One pass: integer digits, an optional fraction, then nothing or an exponent.
+    let digits_from = |mut i: usize| {
+        while rest.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        i
+    };
+    let int_end = digits_from(0);
+    let int = &rest[..int_end];
+    let (frac, mantissa_end) = if rest.get(int_end) == Some(&b'.') {
+        let end = digits_from(int_end + 1);
+        (&rest[int_end + 1..end], end)
     } else {
-        let e = std::str::from_utf8(&exp[1..]).ok()?;
-        // Exponents beyond this are far outside any number Weir compares; saturate.
-        e.parse::<i64>()
-            .unwrap_or(if e.starts_with('-') {
-                -1 << 40
-            } else {
-                1 << 40
-            })
-            .clamp(-(1 << 40), 1 << 40)
+        (&rest[int_end..int_end], int_end)
     };
-    let (int, frac) = match mantissa.iter().position(|c| *c == b'.') {
-        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
-        None => (mantissa, &mantissa[mantissa.len()..]),
+    let exp: i64 = match rest.get(mantissa_end) {
+        None => 0,
+        Some(b'e' | b'E') => {
+            let e = std::str::from_utf8(&rest[mantissa_end + 1..]).ok()?;
+            // Exponents beyond this are far outside any number Weir compares; saturate.
+            e.parse::<i64>()
+                .unwrap_or(if e.starts_with('-') {
+                    -1 << 40
+                } else {
+                    1 << 40
+                })
+                .clamp(-(1 << 40), 1 << 40)
+        }
+        Some(_) => return None,
     };
-    if int.is_empty() && frac.is_empty() || !int.iter().chain(frac).all(u8::is_ascii_digit) {
+    if int.is_empty() && frac.is_empty() {
         return None;
     }
     Some(Decimal {
@@ -94,15 +101,67 @@ fn cmp_magnitude(a: &Decimal<'_>, b: &Decimal<'_>) -> Ordering {
 
 /// Compares two JSON number texts exactly; `None` when either is not a number.
 pub fn compare(a: &str, b: &str) -> Option<Ordering> {
-    let (a, b) = (parse(a)?, parse(b)?);
+    compare_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`compare`] on the numbers' bytes (as a scan finds them in a document).
+pub fn compare_bytes(a: &[u8], b: &[u8]) -> Option<Ordering> {
+    Some(compare_decimals(parse(a)?, parse(b)?))
+}
+
+/// A pattern's bound, parsed once when the pattern compiles.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    text: String,
+    negative: bool,
+    int: (usize, usize),
+    frac: (usize, usize),
+    exp: i64,
+}
+
+impl Bound {
+    /// The bound `text`, or `None` when it is not a number.
+    pub fn new(text: String) -> Option<Bound> {
+        let d = parse(text.as_bytes())?;
+        let at = |part: &[u8]| {
+            let start = part.as_ptr() as usize - text.as_ptr() as usize;
+            (start, start + part.len())
+        };
+        let (int, frac) = (at(d.int), at(d.frac));
+        Some(Bound {
+            negative: d.negative,
+            exp: d.exp,
+            int,
+            frac,
+            text,
+        })
+    }
+
+    fn decimal(&self) -> Decimal<'_> {
+        let b = self.text.as_bytes();
+        Decimal {
+            negative: self.negative,
+            int: &b[self.int.0..self.int.1],
+            frac: &b[self.frac.0..self.frac.1],
+            exp: self.exp,
+        }
+    }
+}
+
+/// [`compare_bytes`] against a parsed bound.
+pub fn compare_to_bound(a: &[u8], bound: &Bound) -> Option<Ordering> {
+    Some(compare_decimals(parse(a)?, bound.decimal()))
+}
+
+fn compare_decimals(a: Decimal<'_>, b: Decimal<'_>) -> Ordering {
     let (za, zb) = (a.significant().is_none(), b.significant().is_none());
     let (na, nb) = (a.negative && !za, b.negative && !zb);
-    Some(match (na, nb) {
+    match (na, nb) {
         (false, true) => Ordering::Greater,
         (true, false) => Ordering::Less,
         (false, false) => cmp_magnitude(&a, &b),
         (true, true) => cmp_magnitude(&b, &a),
-    })
+    }
 }
 
 /// True when the number is within the range of a double (±1.7976931348623157e308), the range
@@ -168,6 +227,23 @@ mod tests {
         assert!(within_double_range("1e308") && !within_double_range("1e400"));
         assert!(within_double_range("-1.7976931348623157e308"));
         assert!(!within_double_range("-1.8e308"));
+    }
+
+    #[test]
+    fn a_parsed_bound_compares_as_its_text_does() {
+        for bound in ["0", "-0.0", "300", "3E+2", "-1.50", "1e-400", "0.5", "007"] {
+            let parsed = Bound::new(bound.to_owned()).unwrap();
+            for v in [
+                "0", "299.99", "300", "3e2", "-1.5", "-2", "0.50", "7", "1e-401",
+            ] {
+                assert_eq!(
+                    compare_to_bound(v.as_bytes(), &parsed),
+                    compare(v, bound),
+                    "{v} vs {bound}"
+                );
+            }
+        }
+        assert!(Bound::new("x".into()).is_none());
     }
 
     proptest! {

@@ -94,8 +94,8 @@ enum Matcher {
     },
     EqualsIgnoreCase(String),
     AnythingBut(AnythingBut),
-    /// Conditions with their bounds' number text, compared exactly.
-    Numeric(Vec<(Op, String)>),
+    /// Conditions with their bounds (parsed once), compared exactly.
+    Numeric(Vec<(Op, number::Bound)>),
     Exists(bool),
     Wildcard(Wildcard),
     Cidr(IpNet),
@@ -383,7 +383,12 @@ fn compile_matcher(item: &Json, path: &str) -> R<Matcher> {
             })?),
             _ => return err(&p, "`cidr` takes a string such as \"10.0.0.0/24\""),
         },
-        "numeric" => Matcher::Numeric(compile_numeric(v, &p)?),
+        "numeric" => Matcher::Numeric(
+            compile_numeric(v, &p)?
+                .into_iter()
+                .map(|(op, text)| (op, number::Bound::new(text).expect("a checked number")))
+                .collect(),
+        ),
         "anything-but" => Matcher::AnythingBut(compile_anything_but(v, &p)?),
         other => {
             let known = [
@@ -551,6 +556,17 @@ fn compile_numeric(v: &Json, path: &str) -> R<Vec<(Op, String)>> {
 }
 
 impl Op {
+    /// True when a value that compares `o` to the bound satisfies the condition.
+    fn holds(self, o: Ordering) -> bool {
+        match self {
+            Op::Eq => o == Ordering::Equal,
+            Op::Lt => o == Ordering::Less,
+            Op::Le => o != Ordering::Greater,
+            Op::Gt => o == Ordering::Greater,
+            Op::Ge => o != Ordering::Less,
+        }
+    }
+
     fn symbol(self) -> &'static str {
         match self {
             Op::Eq => "=",
@@ -713,10 +729,13 @@ impl Rule {
             },
             Rule::Leaf(matchers) => match v {
                 Some(b) if kind(b) == Kind::Scalar => {
-                    let leaf = scalar(b).expect("a scalar");
+                    // Decoded only for the matchers that cannot read the bytes.
+                    let mut leaf = None;
                     matchers.iter().any(|m| match m {
                         Matcher::Exists(want) => *want,
-                        m => m.matches(&leaf),
+                        m => m.matches_raw(b).unwrap_or_else(|| {
+                            m.matches(leaf.get_or_insert_with(|| scalar(b).expect("a scalar")))
+                        }),
                     })
                 }
                 Some(b) if kind(b) == Kind::Array => self.matches(s.tree(node).as_ref()),
@@ -726,7 +745,61 @@ impl Rule {
     }
 }
 
+/// The content of a scanned string without escapes: its bytes are the string's UTF-8.
+fn plain_string(v: &[u8]) -> Option<&[u8]> {
+    let inner = v.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    (!inner.contains(&b'\\')).then_some(inner)
+}
+
+fn is_number(v: &[u8]) -> bool {
+    matches!(v.first(), Some(b'-' | b'0'..=b'9'))
+}
+
+/// Equality as [`num_eq`] sees it, on a scanned scalar's bytes; `None` when the bytes alone do
+/// not tell (an escaped string).
+fn raw_eq(want: &Json, v: &[u8]) -> Option<bool> {
+    Some(match want {
+        Json::Number(x) => {
+            is_number(v) && number::compare_bytes(x.as_str().as_bytes(), v) == Some(Ordering::Equal)
+        }
+        Json::String(x) => match v.first() {
+            Some(b'"') => plain_string(v)? == x.as_bytes(),
+            _ => false,
+        },
+        Json::Bool(x) => v == if *x { &b"true"[..] } else { b"false" },
+        Json::Null => v == b"null",
+        Json::Array(_) | Json::Object(_) => false,
+    })
+}
+
 impl Matcher {
+    /// [`Matcher::matches`] on a scanned scalar's bytes without decoding them, for the
+    /// matchers that compare values (exact, `anything-but` a list, `numeric`); `None` for the
+    /// others and for escaped strings.
+    fn matches_raw(&self, v: &[u8]) -> Option<bool> {
+        match self {
+            Matcher::Exact(want) => raw_eq(want, v),
+            Matcher::Numeric(conds) => Some(
+                is_number(v)
+                    && conds.iter().all(|(op, bound)| {
+                        number::compare_to_bound(v, bound).is_some_and(|o| op.holds(o))
+                    }),
+            ),
+            Matcher::AnythingBut(AnythingBut::Values(vals)) => {
+                if !(is_number(v) || v.first() == Some(&b'"')) {
+                    return Some(false);
+                }
+                for x in vals {
+                    if raw_eq(x, v)? {
+                        return Some(false);
+                    }
+                }
+                Some(true)
+            }
+            _ => None,
+        }
+    }
+
     fn matches(&self, v: &Scalar<'_>) -> bool {
         match self {
             Matcher::Exact(want) => num_eq(want, v),
@@ -751,13 +824,7 @@ impl Matcher {
                 .is_some_and(|ip| net.contains(&ip)),
             Matcher::Numeric(conds) => match v {
                 Scalar::Number(x) => conds.iter().all(|(op, bound)| {
-                    number::compare(x, bound).is_some_and(|o| match op {
-                        Op::Eq => o == Ordering::Equal,
-                        Op::Lt => o == Ordering::Less,
-                        Op::Le => o != Ordering::Greater,
-                        Op::Gt => o == Ordering::Greater,
-                        Op::Ge => o != Ordering::Less,
-                    })
+                    number::compare_to_bound(x.as_bytes(), bound).is_some_and(|o| op.holds(o))
                 }),
                 _ => false,
             },
