@@ -19,7 +19,7 @@ fn producer(brokers: &str) -> BaseProducer {
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "5")
+        .set("linger.ms", "50") // Weir's default `linger` (decision 94)
         .set("batch.size", "1048576")
         .set("partitioner", "murmur2_random")
         .create()

@@ -61,7 +61,10 @@ pub struct KafkaSinkConfig {
     /// Compression of produced batches: `none`, `gzip`, `snappy`, `lz4` or `zstd`.
     #[serde(default)]
     pub compression: Compression,
-    /// How long the producer waits to fill a batch (`linger.ms`).
+    /// How long the producer waits to fill a batch (`linger.ms`): a record can wait this long
+    /// before it is sent when traffic is light; a full batch (`batch_bytes`) goes at once. Keep it
+    /// above the broker's produce round trip: below it, librdkafka's idempotent producer spins a
+    /// core while its one request per partition is in flight (decision 99).
     #[serde(default = "default_linger")]
     pub linger: HumanDuration,
     /// Largest batch per partition in bytes (`batch.size`).
@@ -85,7 +88,7 @@ pub struct KafkaSinkConfig {
 }
 
 fn default_linger() -> HumanDuration {
-    HumanDuration::from_millis(5)
+    HumanDuration::from_millis(50)
 }
 fn default_batch_bytes() -> usize {
     1 << 20
