@@ -278,10 +278,20 @@ struct Reader {
     progress: String,
 }
 
-fn reader_context(id: &str, data_dir: Option<&Arc<Path>>) -> BuildContext {
+/// The source that reads the DLQ back: `config` built for the redrive `id`, a failure named
+/// after the `dlq:` at `at`.
+fn build_reader(
+    config: impl PluginConfig<Output = dyn Source>,
+    at: String,
+    id: &str,
+    data_dir: Option<&Arc<Path>>,
+) -> Result<Box<dyn Source>, RedriveError> {
     let mut cx = BuildContext::for_test(id, "dlq");
     cx.data_dir = data_dir.cloned();
-    cx
+    config.build(&cx).map_err(|e| RedriveError::Dlq {
+        at,
+        message: e.message,
+    })
 }
 
 fn file_reader(
@@ -329,12 +339,7 @@ fn file_reader(
         "max_batch": READER_BATCH,
     }))
     .expect("valid file source options");
-    let source = reader
-        .build(&reader_context(id, data_dir))
-        .map_err(|e| RedriveError::Dlq {
-            at,
-            message: e.message,
-        })?;
+    let source = build_reader(reader, at, id, data_dir)?;
     Ok(Reader {
         source,
         format: LetterFormat::Envelope,
@@ -456,12 +461,7 @@ async fn kafka_reader(
     .expect("valid kafka source options");
     reader.tls = cfg.tls.clone();
     reader.sasl = cfg.sasl.clone();
-    let source = reader
-        .build(&reader_context(id, None))
-        .map_err(|e| RedriveError::Dlq {
-            at,
-            message: e.message,
-        })?;
+    let source = build_reader(reader, at, id, None)?;
     Ok(Reader {
         source,
         format: LetterFormat::Record,
