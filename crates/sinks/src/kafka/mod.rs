@@ -316,6 +316,8 @@ impl Sink for KafkaSink {
         let turn = self.enqueue_turn.lock().await;
         let mut outcomes: Vec<Option<RecordOutcome>> = vec![None; records.len()];
         let mut deliveries = Vec::with_capacity(records.len());
+        // Whether an error said this producer cannot go on (fenced, lost id, fatal).
+        let mut replace = false;
         for (i, record) in records.iter().enumerate() {
             let dest = match self.destination(record) {
                 Ok(d) => d,
@@ -368,6 +370,7 @@ impl Sink for KafkaSink {
                         waited += Duration::from_millis(2);
                     }
                     Err((e, _)) => {
+                        replace |= e.rdkafka_error_code().is_some_and(needs_new_producer);
                         outcomes[i] = Some(outcome(&e, &dest.topic, &self.diagnostics));
                         break;
                     }
@@ -375,7 +378,6 @@ impl Sink for KafkaSink {
             }
         }
         drop(turn);
-        let mut replace = false;
         for (i, f) in deliveries {
             outcomes[i] = Some(match f.await {
                 Ok(Ok(_)) => RecordOutcome::Delivered,
@@ -395,7 +397,8 @@ impl Sink for KafkaSink {
         if outcomes.contains(&RecordOutcome::Delivered) {
             self.diagnostics.connected();
         }
-        if replace || producer.client().fatal_error().is_some() {
+        // A fatal error fails records with `Fatal`, one of those codes: no separate check.
+        if replace {
             self.replace(&producer);
         }
         if outcomes.iter().all(|o| *o == RecordOutcome::Delivered) {
